@@ -1,0 +1,18 @@
+//! The domain model of openfloor, shared by the API, the projector and the
+//! operator tools.
+//!
+//! Everything here is pure: no clocks, no I/O. Untrusted input becomes a
+//! newtype through a fallible constructor ([`input`], [`ids`]); everything an
+//! event goes through is an immutable [`record::Record`]; [`fold`] turns any
+//! set of records into an event's state, and [`view`] renders that state into
+//! the exact bytes clients read.
+
+pub mod fold;
+pub mod ids;
+pub mod input;
+pub mod record;
+pub mod secret;
+pub mod view;
+
+/// Milliseconds since the Unix epoch, the unit of every time in the API.
+pub type Millis = u64;

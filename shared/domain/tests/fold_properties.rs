@@ -1,0 +1,240 @@
+//! Properties every backend and every replay relies on: the fold is
+//! deterministic, order-independent and idempotent.
+
+use std::collections::HashMap;
+
+use openfloor_domain::fold::EventState;
+use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
+use openfloor_domain::input::{AuthorName, QuestionText, Title};
+use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::view::render;
+use proptest::prelude::*;
+use ulid::Ulid;
+
+fn event() -> EventId {
+    EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, 42))
+}
+
+fn question(i: u8) -> QuestionId {
+    QuestionId::from_ulid(Ulid::from_parts(
+        1_700_000_000_000 + u64::from(i),
+        u128::from(i),
+    ))
+}
+
+fn voter(i: u8) -> VoterId {
+    VoterId::parse(&format!("{:020x}", u128::from(i) * 7919)).unwrap()
+}
+
+/// Small domains so that collisions (many votes on one question, many
+/// toggles of one flag) are common.
+fn body() -> impl Strategy<Value = RecordBody> {
+    let q = (0u8..4).prop_map(question);
+    let v = (0u8..5).prop_map(voter);
+    let n = 1u32..6;
+    let text = prop::sample::select(vec!["why?", "how?", "<b>who</b>?", "what\nnext"])
+        .prop_map(|t| QuestionText::parse(t).unwrap());
+    prop_oneof![
+        prop::sample::select(vec!["", "Town hall"]).prop_map(|t| RecordBody::EventCreated {
+            title: Title::parse(t).unwrap()
+        }),
+        (
+            q.clone(),
+            v.clone(),
+            text.clone(),
+            prop::option::of(Just("Ada"))
+        )
+            .prop_map(
+                |(question, asker, text, author)| RecordBody::QuestionAsked {
+                    question,
+                    asker,
+                    text,
+                    author: author.map(|a| AuthorName::parse(a).unwrap()),
+                }
+            ),
+        (q.clone(), v, n.clone()).prop_map(|(question, voter, n)| RecordBody::Vote {
+            question,
+            voter,
+            n
+        }),
+        (q.clone(), v_n(), any::<bool>()).prop_map(|(question, n, value)| RecordBody::Answered {
+            question,
+            n,
+            value
+        }),
+        (q.clone(), v_n(), any::<bool>()).prop_map(|(question, n, value)| RecordBody::Hidden {
+            question,
+            n,
+            value
+        }),
+        (q, v_n(), text).prop_map(|(question, n, text)| RecordBody::TextCorrected {
+            question,
+            n,
+            text
+        }),
+        (v_n(), any::<bool>()).prop_map(|(n, value)| RecordBody::Open { n, value }),
+    ]
+}
+
+fn v_n() -> impl Strategy<Value = u32> + Clone {
+    1u32..6
+}
+
+fn records() -> impl Strategy<Value = Vec<Record>> {
+    prop::collection::vec((body(), 0u64..1_000, any::<u16>()), 0..60).prop_map(|items| {
+        items
+            .into_iter()
+            .map(|(body, ms, rand)| Record {
+                id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_000 + ms, u128::from(rand))),
+                event: event(),
+                client: None,
+                body,
+            })
+            .collect()
+    })
+}
+
+/// The records, shuffled, with some of them repeated.
+fn permuted_with_duplicates() -> impl Strategy<Value = (Vec<Record>, Vec<Record>)> {
+    records().prop_flat_map(|records| {
+        let len = records.len();
+        let dups = prop::collection::vec(0..len.max(1), 0..len.max(1) * 2);
+        (Just(records), dups).prop_flat_map(|(records, dups)| {
+            let mut mixed = records.clone();
+            if !records.is_empty() {
+                mixed.extend(dups.iter().map(|&i| records[i].clone()));
+            }
+            (Just(records), Just(mixed).prop_shuffle())
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_permutation_with_duplicates_renders_identical_bytes((records, mixed) in permuted_with_duplicates()) {
+        let a = render(&EventState::fold(event(), &records));
+        let b = render(&EventState::fold(event(), &mixed));
+        prop_assert_eq!(String::from_utf8(a.guest.json).unwrap(), String::from_utf8(b.guest.json).unwrap());
+        prop_assert_eq!(String::from_utf8(a.host.json).unwrap(), String::from_utf8(b.host.json).unwrap());
+        prop_assert_eq!(a.guest.version, b.guest.version);
+    }
+
+    #[test]
+    fn folding_in_chunks_equals_folding_at_once((records, mixed) in permuted_with_duplicates(), cut in 0usize..200) {
+        let whole = render(&EventState::fold(event(), &records));
+        let cut = cut.min(mixed.len());
+        let mut state = EventState::fold(event(), &mixed[..cut]);
+        state.apply_all(&mixed[cut..]);
+        prop_assert_eq!(render(&state), whole);
+    }
+
+    #[test]
+    fn a_voter_counts_once_and_their_latest_toggle_wins(records in records()) {
+        // Reference model: per (question, voter) the highest n decides.
+        let mut latest: HashMap<(QuestionId, VoterId), u32> = HashMap::new();
+        for r in &records {
+            if let RecordBody::Vote { question, voter, n } = &r.body {
+                let e = latest.entry((*question, *voter)).or_default();
+                *e = (*e).max(*n);
+            }
+        }
+        let state = EventState::fold(event(), &records);
+        for (qid, q) in &state.questions {
+            let expected = latest.iter().filter(|((q2, _), n)| q2 == qid && *n % 2 == 1).count() as u64;
+            prop_assert_eq!(q.votes(), expected);
+        }
+    }
+}
+
+#[test]
+fn records_of_another_event_change_nothing() {
+    let other = EventId::from_ulid(Ulid::from_parts(1, 1));
+    let stray = Record {
+        id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_500, 1)),
+        event: other,
+        client: None,
+        body: RecordBody::Open { n: 1, value: false },
+    };
+    let state = EventState::fold(event(), [&stray]);
+    assert!(state.is_open());
+}
+
+#[test]
+fn guest_view_hides_hidden_questions_and_host_view_flags_them() {
+    let rec = |ms: u64, body| Record {
+        id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_000 + ms, u128::from(ms))),
+        event: event(),
+        client: None,
+        body,
+    };
+    let asked = |i: u8, text: &str| RecordBody::QuestionAsked {
+        question: question(i),
+        asker: voter(1),
+        text: QuestionText::parse(text).unwrap(),
+        author: None,
+    };
+    let records = vec![
+        rec(
+            0,
+            RecordBody::EventCreated {
+                title: Title::parse("T").unwrap(),
+            },
+        ),
+        rec(1, asked(1, "visible")),
+        rec(2, asked(2, "secret")),
+        rec(
+            3,
+            RecordBody::Hidden {
+                question: question(2),
+                n: 1,
+                value: true,
+            },
+        ),
+        rec(
+            4,
+            RecordBody::Vote {
+                question: question(1),
+                voter: voter(2),
+                n: 1,
+            },
+        ),
+        rec(
+            5,
+            RecordBody::Vote {
+                question: question(1),
+                voter: voter(3),
+                n: 1,
+            },
+        ),
+        rec(
+            6,
+            RecordBody::Vote {
+                question: question(1),
+                voter: voter(3),
+                n: 2,
+            },
+        ),
+    ];
+    let views = render(&EventState::fold(event(), &records));
+    let guest: serde_json::Value = serde_json::from_slice(&views.guest.json).unwrap();
+    let host: serde_json::Value = serde_json::from_slice(&views.host.json).unwrap();
+    assert_eq!(guest["questions"].as_array().unwrap().len(), 1);
+    assert_eq!(guest["questions"][0]["votes"], 1);
+    assert!(guest["questions"][0].get("hidden").is_none());
+    assert!(!String::from_utf8_lossy(&views.guest.json).contains("secret"));
+    assert_eq!(host["questions"].as_array().unwrap().len(), 2);
+    let hidden: Vec<_> = host["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["hidden"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        hidden,
+        vec![false, true],
+        "sorted by votes, hidden one last"
+    );
+    assert_eq!(guest["version"].as_str().unwrap(), views.guest.version);
+}
