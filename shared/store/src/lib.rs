@@ -1,1 +1,177 @@
-//! placeholder
+//! openfloor's storage roles, one trait each (DESIGN.md, "Storage roles"):
+//!
+//! - [`Directory`]: event → home region, shard count, secret hash, expiry.
+//!   Written once per event.
+//! - [`Log`]: an event's append-only records, each stored once under its
+//!   deterministic key.
+//! - [`Views`]: the rendered views and how many records they fold, written
+//!   with a guard so that a view never regresses.
+//! - [`Trigger`]: "event X has news", coalesced.
+//!
+//! Backends: [`memory`] (tests) and [`sqlite`] (the embedded default). The
+//! DynamoDB/SQS backends implement the same traits.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use openfloor_domain::ids::{EventId, RecordId};
+use openfloor_domain::input::Title;
+use openfloor_domain::record::{Record, RecordKey, Sequence};
+use openfloor_domain::secret::SecretHash;
+use openfloor_domain::view::RenderedView;
+use openfloor_domain::Millis;
+use serde::{Deserialize, Serialize};
+
+pub mod memory;
+pub mod sqlite;
+pub mod trigger;
+
+pub use trigger::{LocalTrigger, Trigger};
+
+/// Why a storage call failed. None of these is the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot take more work right now; retry shortly.
+    #[error("storage is overloaded")]
+    Overloaded,
+    /// The store (or the path to it) is down.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back; a bug or a damaged store.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A write that must happen once (an event's directory entry) found the
+    /// slot already taken.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An event's directory entry (DESIGN.md: directory role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMeta {
+    pub id: EventId,
+    pub title: Title,
+    /// The region that holds the event's records and views.
+    pub region: String,
+    /// How many partitions the event's records are spread over.
+    pub shards: u16,
+    pub secret_hash: SecretHash,
+    pub created_at: Millis,
+    /// After this the event is gone to clients and its records may be purged.
+    pub expires_at: Millis,
+}
+
+impl EventMeta {
+    pub fn log(&self) -> EventLog {
+        EventLog {
+            event: self.id,
+            shards: self.shards,
+        }
+    }
+
+    pub fn is_expired(&self, now: Millis) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// The address of one event's log: its id and how many shards it spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventLog {
+    pub event: EventId,
+    pub shards: u16,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The record is now durable.
+    Inserted,
+    /// A record with the same key was already stored (a retry, or a race
+    /// lost): here it is, so the caller can tell a retry from a conflict.
+    Exists(Record),
+}
+
+/// Where an incremental reader of one event's log has got to. Opaque to
+/// callers; only backends that append in commit order hand them out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogCursor(pub u64);
+
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Registers a new event. Fails with [`StoreError::AlreadyExists`] if
+    /// the id is taken.
+    async fn create(&self, meta: &EventMeta) -> StoreResult<()>;
+    async fn get(&self, id: EventId) -> StoreResult<Option<EventMeta>>;
+    /// Every event, for sweeps and `verify --all`.
+    async fn list(&self) -> StoreResult<Vec<EventMeta>>;
+}
+
+#[async_trait]
+pub trait Log: Send + Sync {
+    /// Stores `record` unless its key is taken, and says which happened.
+    /// Returns only once an inserted record is durable.
+    async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended>;
+    /// The record stored under `key`.
+    async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>>;
+    /// The record with the highest n in `sequence`.
+    async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>>;
+    /// All of the event's records, in no particular order (the fold does not
+    /// care): every page, every shard, strongly consistent.
+    async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>>;
+    /// Up to `limit` records with ids above `after`, in record-id order.
+    async fn read_page(
+        &self,
+        log: EventLog,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Record>>;
+    /// Records appended after `cursor`, with the cursor to continue from;
+    /// `None` where the backend cannot promise commit order (then callers
+    /// read the whole event).
+    /// Appends many records (an import), each stored once; returns how many
+    /// were new. Backends may commit them together.
+    async fn append_batch(&self, log: EventLog, records: Vec<Record>) -> StoreResult<u64> {
+        let mut inserted = 0;
+        for record in records {
+            if self.append(log, record).await? == Appended::Inserted {
+                inserted += 1;
+            }
+        }
+        Ok(inserted)
+    }
+    async fn read_since(
+        &self,
+        _log: EventLog,
+        _cursor: LogCursor,
+    ) -> StoreResult<Option<(Vec<Record>, LogCursor)>> {
+        Ok(None)
+    }
+}
+
+/// A stored projection: both rendered views and how many records they fold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredView {
+    /// The guard: a view folding fewer records never replaces this one.
+    pub records: u64,
+    pub guest: RenderedView,
+    pub host: RenderedView,
+}
+
+#[async_trait]
+pub trait Views: Send + Sync {
+    /// Stores `view` unless the stored one folds more records; says whether
+    /// it was stored.
+    async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool>;
+    async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>>;
+}
+
+/// The three storage roles of one deployment, as the API and projector use
+/// them.
+#[derive(Clone)]
+pub struct Store {
+    pub directory: Arc<dyn Directory>,
+    pub log: Arc<dyn Log>,
+    pub views: Arc<dyn Views>,
+}
