@@ -1,1 +1,2 @@
-//! placeholder
+//! Operator tools: replay, verify, audit, export/import.
+pub mod cli;

@@ -1,1 +1,101 @@
-//! placeholder
+//! The HTTP API of openfloor (API.md). [`router`] is the one function that
+//! builds it; the local server, the tests and the Lambda entry point all
+//! call it, so they cannot drift apart.
+
+pub mod commands;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+pub mod voter;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{middleware, Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use state::{ApiConfig, AppState, Clock, SystemClock};
+
+use routes::{client, events, host, questions};
+
+/// Builds the whole service: API, health check and web client.
+pub fn router(app: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/events", post(events::create))
+        .route("/api/events/{eid}", get(events::get))
+        .route("/api/events/{eid}/questions", post(questions::ask).get(questions::guest_view))
+        .route("/api/events/{eid}/questions/{qid}/vote", put(questions::vote))
+        .route("/api/events/{eid}/questions/{qid}/answered", put(host::answered))
+        .route("/api/events/{eid}/questions/{qid}/hidden", put(host::hidden))
+        .route("/api/events/{eid}/questions/{qid}/text", put(host::text))
+        .route("/api/events/{eid}/open", put(host::open))
+        .route("/api/events/{eid}/host/questions", get(host::host_view))
+        .route("/api/events/{eid}/records", get(host::records))
+        .layer(middleware::from_fn(voter::voter_identity));
+
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(health))
+        .route("/", get(client::home))
+        .route("/event/{eid}", get(client::event_page))
+        .route("/event/{eid}/host", get(client::event_page))
+        .route("/assets/{build}/{name}", get(client::asset))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a handler panicked");
+            ApiError::Internal.into_response()
+        }))
+        .with_state(app)
+}
+
+async fn health(axum::extract::State(app): axum::extract::State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    // A directory read proves the store answers.
+    let probe = openfloor_domain::ids::EventId::from_ulid(ulid::Ulid::nil());
+    app.store.directory.get(probe).await?;
+    Ok(Json(serde_json::json!({"status": "ok", "region": app.config.region})))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route")
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let mut r = ApiError::BadRequest("method not allowed on this route".into()).into_response();
+    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// Serves the router on `listener` until `shutdown` resolves, recording
+/// each connection's peer address (hashed into records for abuse audits).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -101,7 +101,7 @@ impl Record {
     pub fn key(&self) -> RecordKey {
         match &self.body {
             RecordBody::EventCreated { .. } => RecordKey("E".to_owned()),
-            RecordBody::QuestionAsked { question, .. } => RecordKey(format!("Q#{question}")),
+            RecordBody::QuestionAsked { question, .. } => RecordKey::question_asked(*question),
             RecordBody::Vote { n, .. }
             | RecordBody::Answered { n, .. }
             | RecordBody::Hidden { n, .. }
@@ -197,6 +197,11 @@ impl Record {
 pub struct RecordKey(String);
 
 impl RecordKey {
+    /// The key of a question's `question_asked` record.
+    pub fn question_asked(question: QuestionId) -> Self {
+        Self(format!("Q#{question}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

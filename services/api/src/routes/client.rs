@@ -1,0 +1,122 @@
+//! The web client, embedded in the binary (so the Lambda package carries it
+//! too). HTML is served with a short cache; assets live under
+//! `/assets/{build}/…`, where `build` is a hash of every asset, so they can
+//! be cached for a year and a new build is a new URL.
+
+use std::sync::LazyLock;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    bytes: &'static [u8],
+}
+
+macro_rules! asset {
+    ($name:literal, $type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            bytes: include_bytes!(concat!("../../../../client/assets/", $name)),
+        }
+    };
+}
+
+/// Every file under `client/assets/`.
+const ASSETS: &[Asset] = &[
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
+    asset!("home.js", "text/javascript; charset=utf-8"),
+    asset!("event.js", "text/javascript; charset=utf-8"),
+    asset!("qr.js", "text/javascript; charset=utf-8"),
+    asset!("icon.svg", "image/svg+xml"),
+];
+
+const INDEX_HTML: &str = include_str!("../../../../client/index.html");
+const EVENT_HTML: &str = include_str!("../../../../client/event.html");
+
+/// The Content-Security-Policy of every page: scripts, styles and
+/// connections only from this origin, no inline script, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+struct Build {
+    id: String,
+    index: String,
+    event: String,
+}
+
+static BUILD: LazyLock<Build> = LazyLock::new(|| {
+    let mut hash = Sha256::new();
+    for a in ASSETS {
+        hash.update(a.name.as_bytes());
+        hash.update(a.bytes);
+    }
+    let id = openfloor_domain::ids::hex_lower(&hash.finalize()[..6]);
+    let prefix = format!("/assets/{id}/");
+    Build {
+        index: INDEX_HTML.replace("/assets/", &prefix),
+        event: EVENT_HTML.replace("/assets/", &prefix),
+        id,
+    }
+});
+
+fn html(body: &'static str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    // Short: a new build must reach people within a minute.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    r
+}
+
+pub async fn home() -> Response {
+    html(&BUILD.index)
+}
+
+/// Guest and host pages share one document; the script tells them apart by
+/// the path (`…/host`) and reads the host secret from the fragment.
+pub async fn event_page(Path(params): Path<Vec<(String, String)>>) -> Result<Response, ApiError> {
+    let eid = params.first().map(|(_, v)| v.as_str()).unwrap_or_default();
+    eid.parse::<openfloor_domain::ids::EventId>()
+        .map_err(|_| ApiError::NotFound("no such page"))?;
+    Ok(html(&BUILD.event))
+}
+
+pub async fn asset(Path((build, name)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
+        return ApiError::NotFound("no such asset").into_response();
+    };
+    let etag = format!("\"{}-{}\"", BUILD.id, asset.name);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut r = Response::new(Body::from(asset.bytes));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    // This build's URL never changes content; an old build's URL (a page
+    // loaded before a deploy) gets today's file with a short cache.
+    let cache = if build == BUILD.id {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=60"
+    };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}

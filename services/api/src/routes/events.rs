@@ -1,0 +1,75 @@
+//! Creating and describing events.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use openfloor_domain::input::Title;
+use openfloor_domain::record::RecordBody;
+use openfloor_domain::record::Sequence;
+use serde::{Deserialize, Serialize};
+
+use crate::commands;
+use crate::error::ApiError;
+use crate::extract::{EventPath, JsonBody};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct CreateEvent {
+    #[serde(default)]
+    title: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Created {
+    id: String,
+    secret: String,
+    title: String,
+    region: String,
+    guest_url: String,
+    host_url: String,
+}
+
+pub async fn create(State(app): State<AppState>, JsonBody(body): JsonBody<CreateEvent>) -> Result<impl IntoResponse, ApiError> {
+    let title = Title::parse(body.title.as_deref().unwrap_or(""))?;
+    let created = commands::create_event(&app, title).await?;
+    let id = created.meta.id;
+    tracing::info!(event = %id, "event created");
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            id: id.to_string(),
+            secret: created.secret.expose().to_owned(),
+            title: created.meta.title.as_str().to_owned(),
+            region: created.meta.region,
+            guest_url: format!("/event/{id}"),
+            // The secret rides in the fragment: browsers never send it to
+            // servers, CDN logs or Referer headers.
+            host_url: format!("/event/{id}/host#{}", created.secret.expose()),
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+struct EventInfo {
+    id: String,
+    title: String,
+    region: String,
+    created_at: u64,
+    expires_at: u64,
+    open: bool,
+}
+
+pub async fn get(State(app): State<AppState>, EventPath(eid): EventPath) -> Result<impl IntoResponse, ApiError> {
+    let meta = app.event(eid).await?;
+    let open = app.store.log.latest(meta.log(), &Sequence::Open).await?;
+    let open = !matches!(open.map(|r| r.body), Some(RecordBody::Open { value: false, .. }));
+    Ok(Json(EventInfo {
+        id: meta.id.to_string(),
+        title: meta.title.as_str().to_owned(),
+        region: meta.region,
+        created_at: meta.created_at,
+        expires_at: meta.expires_at,
+        open,
+    }))
+}

@@ -1,0 +1,91 @@
+//! What guests do: ask, vote, read the ranking.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use openfloor_domain::ids::{QuestionId, VoterId};
+use openfloor_domain::input::{AuthorName, QuestionText};
+use serde::{Deserialize, Serialize};
+
+use super::{client_hash, serve_view, stored_view, RecordAccepted};
+use crate::commands::{self, Ask};
+use crate::error::ApiError;
+use crate::extract::{EventPath, JsonBody, Peer, QuestionPath, Voter};
+use crate::state::AppState;
+
+/// Guest views may be shared by CDNs and browsers for a second: rankings
+/// move, but a second of staleness is what "near-real-time" allows and it
+/// turns a crowd's polling into one origin request per second per edge.
+pub const GUEST_VIEW_CACHE_CONTROL: &str = "public, max-age=1";
+
+#[derive(Deserialize)]
+pub struct AskBody {
+    #[serde(default)]
+    id: Option<String>,
+    text: String,
+    #[serde(default)]
+    author: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Asked {
+    id: QuestionId,
+}
+
+pub async fn ask(
+    State(app): State<AppState>,
+    EventPath(eid): EventPath,
+    Voter(token): Voter,
+    headers: HeaderMap,
+    Peer(peer): Peer,
+    JsonBody(body): JsonBody<AskBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    // Validate everything before touching storage.
+    let question = match body.id.as_deref() {
+        Some(id) => id.parse::<QuestionId>()?,
+        None => QuestionId::from_ulid(app.mint()),
+    };
+    let text = QuestionText::parse(&body.text)?;
+    let author = AuthorName::parse_optional(body.author.as_deref())?;
+    let meta = app.event(eid).await?;
+    let id = commands::ask(
+        &app,
+        &meta,
+        Ask {
+            question,
+            asker: VoterId::derive(eid, &token),
+            text,
+            author,
+            client: client_hash(&app, eid, &headers, peer),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(Asked { id })))
+}
+
+#[derive(Deserialize)]
+pub struct VoteBody {
+    up: bool,
+}
+
+pub async fn vote(
+    State(app): State<AppState>,
+    QuestionPath(eid, qid): QuestionPath,
+    Voter(token): Voter,
+    headers: HeaderMap,
+    Peer(peer): Peer,
+    JsonBody(body): JsonBody<VoteBody>,
+) -> Result<RecordAccepted, ApiError> {
+    let meta = app.event(eid).await?;
+    let voter = VoterId::derive(eid, &token);
+    let client = client_hash(&app, eid, &headers, peer);
+    let changed = commands::vote(&app, &meta, qid, voter, body.up, client).await?;
+    Ok(RecordAccepted { record: changed.record })
+}
+
+pub async fn guest_view(State(app): State<AppState>, EventPath(eid): EventPath, headers: HeaderMap) -> Result<Response, ApiError> {
+    let meta = app.event(eid).await?;
+    let view = stored_view(&app, &meta).await?;
+    Ok(serve_view(&headers, &view.guest, GUEST_VIEW_CACHE_CONTROL))
+}

@@ -1,0 +1,138 @@
+//! What every handler shares: the storage roles, the trigger, the settings,
+//! and the clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openfloor_domain::ids::{EventId, RecordId};
+use openfloor_domain::Millis;
+use openfloor_store::{EventMeta, Store, Trigger};
+use ulid::Generator;
+
+use crate::error::ApiError;
+
+/// The time source. Injectable so tests can control expiry.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> SystemTime;
+
+    fn now_ms(&self) -> Millis {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Settings of the API, fixed at start.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// This deployment's region name; new events live here.
+    pub region: String,
+    /// How long an event (and its records) lives.
+    pub retention: Duration,
+    /// How many partitions a new event's records are spread over.
+    pub shards: u16,
+    /// Salt for hashing client addresses into records.
+    pub client_salt: Vec<u8>,
+    /// Take the client address from `X-Forwarded-For` (behind a proxy or
+    /// CDN that sets it); otherwise from the connection.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            region: "local".into(),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            shards: 1,
+            client_salt: b"openfloor".to_vec(),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub trigger: Arc<dyn Trigger>,
+    pub config: Arc<ApiConfig>,
+    pub clock: Arc<dyn Clock>,
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    /// Monotonic ULIDs: records minted in one millisecond keep their order.
+    ids: Mutex<Generator>,
+    /// Directory entries are written once, so a found one can be kept.
+    /// (Misses are not kept: on AWS a new event may not have replicated yet.)
+    events: RwLock<HashMap<EventId, EventMeta>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, trigger: Arc<dyn Trigger>, config: ApiConfig, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            trigger,
+            config: Arc::new(config),
+            clock,
+            inner: Arc::new(Shared {
+                ids: Mutex::new(Generator::new()),
+                events: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A fresh, time-ordered ULID.
+    pub fn mint(&self) -> ulid::Ulid {
+        let now = self.clock.now();
+        let mut ids = self.inner.ids.lock().unwrap_or_else(|p| p.into_inner());
+        // Overflow only happens after 2^80 ids in one millisecond.
+        ids.generate_from_datetime(now)
+            .unwrap_or_else(|_| ulid::Ulid::from_datetime(now))
+    }
+
+    pub fn mint_record_id(&self) -> RecordId {
+        RecordId::from_ulid(self.mint())
+    }
+
+    /// The live (unexpired) event, or 404.
+    pub async fn event(&self, id: EventId) -> Result<EventMeta, ApiError> {
+        let cached = self
+            .inner
+            .events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        let meta = match cached {
+            Some(meta) => meta,
+            None => {
+                let meta = self
+                    .store
+                    .directory
+                    .get(id)
+                    .await?
+                    .ok_or(ApiError::NotFound("no such event"))?;
+                self.inner
+                    .events
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, meta.clone());
+                meta
+            }
+        };
+        if meta.is_expired(self.clock.now_ms()) {
+            return Err(ApiError::NotFound("no such event (it has expired)"));
+        }
+        Ok(meta)
+    }
+}

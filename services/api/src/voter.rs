@@ -1,0 +1,75 @@
+//! Voter identity. Each browser holds a random token in a first-party
+//! cookie (set on its first request); API clients may send `X-Voter`
+//! instead. Handlers see only the token, and records only the pseudonym
+//! derived from it.
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use openfloor_domain::ids::VoterToken;
+
+use crate::error::ApiError;
+
+pub const COOKIE_NAME: &str = "openfloor_voter";
+/// A year: a guest who comes back to a long-lived event is the same voter.
+const COOKIE_MAX_AGE_SECONDS: u32 = 365 * 24 * 3600;
+
+fn cookie_token(req: &Request) -> Option<VoterToken> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .and_then(|(_, value)| VoterToken::parse(value).ok())
+}
+
+pub async fn voter_identity(mut req: Request, next: Next) -> Response {
+    let mut issued = None;
+    let token = if let Some(header) = req.headers().get("x-voter") {
+        match header.to_str().ok().map(VoterToken::parse) {
+            Some(Ok(token)) => token,
+            _ => {
+                return ApiError::BadRequest(format!(
+                    "X-Voter must be {} to {} characters of A-Z, a-z, 0-9, '-' and '_'",
+                    VoterToken::MIN_LEN,
+                    VoterToken::MAX_LEN
+                ))
+                .into_response()
+            }
+        }
+    } else if let Some(token) = cookie_token(&req) {
+        token
+    } else {
+        let token = VoterToken::generate();
+        issued = Some(token.clone());
+        token
+    };
+    let https = req
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    req.extensions_mut().insert(token);
+    let mut response = next.run(req).await;
+
+    // Never attach a cookie to a response a shared cache may keep: it would
+    // hand one browser's identity to everyone behind the cache.
+    let shareable = response
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("public"));
+    if let (Some(token), false) = (issued, shareable) {
+        let secure = if https { "; Secure" } else { "" };
+        let cookie = format!(
+            "{COOKIE_NAME}={}; Path=/; Max-Age={COOKIE_MAX_AGE_SECONDS}; HttpOnly; SameSite=Lax{secure}",
+            token.expose()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
