@@ -25,7 +25,11 @@ use tokio::sync::Mutex;
 /// Folds `records` (any order, duplicates allowed as long as `records`
 /// counts distinct ones) into the view the projector would store. The one
 /// function live projection, replay and verify share.
-pub fn project_records<'a>(event: EventId, records: impl IntoIterator<Item = &'a Record>, count: u64) -> StoredView {
+pub fn project_records<'a>(
+    event: EventId,
+    records: impl IntoIterator<Item = &'a Record>,
+    count: u64,
+) -> StoredView {
     let state = EventState::fold(event, records);
     stored_view(&state, count)
 }
@@ -144,7 +148,11 @@ impl Projector {
     }
 
     /// Serves `trigger` until `shutdown` resolves.
-    pub async fn run(self: Arc<Self>, trigger: Arc<LocalTrigger>, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run(
+        self: Arc<Self>,
+        trigger: Arc<LocalTrigger>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         loop {
             let batch = tokio::select! {

@@ -37,7 +37,8 @@ pub async fn create_event(app: &AppState, title: Title) -> Result<CreatedEvent, 
         shards: app.config.shards,
         secret_hash: secret.hash(),
         created_at: now,
-        expires_at: now.saturating_add(u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX)),
+        expires_at: now
+            .saturating_add(u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX)),
     };
     // The record first: an event whose directory entry exists always has
     // its creation record, so its title shows in every view.
@@ -76,7 +77,9 @@ pub async fn ask(app: &AppState, meta: &EventMeta, ask: Ask) -> Result<QuestionI
     let log = meta.log();
     let key = RecordKey::question_asked(ask.question);
     let same = |r: &Record| match &r.body {
-        RecordBody::QuestionAsked { text, author, .. } => *text == ask.text && *author == ask.author,
+        RecordBody::QuestionAsked { text, author, .. } => {
+            *text == ask.text && *author == ask.author
+        }
         _ => false,
     };
     if let Some(existing) = app.store.log.get(log, &key).await? {
@@ -112,11 +115,19 @@ pub async fn ask(app: &AppState, meta: &EventMeta, ask: Ask) -> Result<QuestionI
 
 async fn is_open(app: &AppState, log: EventLog) -> Result<bool, StoreError> {
     let latest = app.store.log.latest(log, &Sequence::Open).await?;
-    Ok(!matches!(latest.map(|r| r.body), Some(RecordBody::Open { value: false, .. })))
+    Ok(!matches!(
+        latest.map(|r| r.body),
+        Some(RecordBody::Open { value: false, .. })
+    ))
 }
 
 /// Whether the question has been asked and, for guests, is not hidden.
-pub async fn require_question(app: &AppState, log: EventLog, question: QuestionId, guest: bool) -> Result<(), ApiError> {
+pub async fn require_question(
+    app: &AppState,
+    log: EventLog,
+    question: QuestionId,
+    guest: bool,
+) -> Result<(), ApiError> {
     let asked = app
         .store
         .log
@@ -126,8 +137,15 @@ pub async fn require_question(app: &AppState, log: EventLog, question: QuestionI
         return Err(ApiError::NotFound("no such question"));
     }
     if guest {
-        let hidden = app.store.log.latest(log, &Sequence::Hidden(question)).await?;
-        if matches!(hidden.map(|r| r.body), Some(RecordBody::Hidden { value: true, .. })) {
+        let hidden = app
+            .store
+            .log
+            .latest(log, &Sequence::Hidden(question))
+            .await?;
+        if matches!(
+            hidden.map(|r| r.body),
+            Some(RecordBody::Hidden { value: true, .. })
+        ) {
             return Err(ApiError::NotFound("no such question"));
         }
     }
@@ -208,7 +226,13 @@ pub enum Flag {
     Hidden,
 }
 
-pub async fn set_flag(app: &AppState, meta: &EventMeta, question: QuestionId, flag: Flag, value: bool) -> Result<Changed, ApiError> {
+pub async fn set_flag(
+    app: &AppState,
+    meta: &EventMeta,
+    question: QuestionId,
+    flag: Flag,
+    value: bool,
+) -> Result<Changed, ApiError> {
     require_question(app, meta.log(), question, false).await?;
     let current = move |latest: Option<&Record>| match latest.map(|r| &r.body) {
         Some(RecordBody::Answered { value, .. } | RecordBody::Hidden { value, .. }) => *value,
@@ -244,7 +268,12 @@ pub async fn set_open(app: &AppState, meta: &EventMeta, value: bool) -> Result<C
 
 /// Corrects a question's text; a correction to the text it already shows
 /// writes nothing.
-pub async fn correct_text(app: &AppState, meta: &EventMeta, question: QuestionId, text: QuestionText) -> Result<Changed, ApiError> {
+pub async fn correct_text(
+    app: &AppState,
+    meta: &EventMeta,
+    question: QuestionId,
+    text: QuestionText,
+) -> Result<Changed, ApiError> {
     let log = meta.log();
     let asked = app
         .store

@@ -28,10 +28,22 @@ pub fn router(app: AppState) -> Router {
     let api = Router::new()
         .route("/api/events", post(events::create))
         .route("/api/events/{eid}", get(events::get))
-        .route("/api/events/{eid}/questions", post(questions::ask).get(questions::guest_view))
-        .route("/api/events/{eid}/questions/{qid}/vote", put(questions::vote))
-        .route("/api/events/{eid}/questions/{qid}/answered", put(host::answered))
-        .route("/api/events/{eid}/questions/{qid}/hidden", put(host::hidden))
+        .route(
+            "/api/events/{eid}/questions",
+            post(questions::ask).get(questions::guest_view),
+        )
+        .route(
+            "/api/events/{eid}/questions/{qid}/vote",
+            put(questions::vote),
+        )
+        .route(
+            "/api/events/{eid}/questions/{qid}/answered",
+            put(host::answered),
+        )
+        .route(
+            "/api/events/{eid}/questions/{qid}/hidden",
+            put(host::hidden),
+        )
         .route("/api/events/{eid}/questions/{qid}/text", put(host::text))
         .route("/api/events/{eid}/open", put(host::open))
         .route("/api/events/{eid}/host/questions", get(host::host_view))
@@ -61,18 +73,24 @@ pub fn router(app: AppState) -> Router {
             HeaderValue::from_static("DENY"),
         ))
         .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            tracing::error!("a handler panicked");
-            ApiError::Internal.into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a handler panicked");
+                ApiError::Internal.into_response()
+            },
+        ))
         .with_state(app)
 }
 
-async fn health(axum::extract::State(app): axum::extract::State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn health(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     // A directory read proves the store answers.
     let probe = openfloor_domain::ids::EventId::from_ulid(ulid::Ulid::nil());
     app.store.directory.get(probe).await?;
-    Ok(Json(serde_json::json!({"status": "ok", "region": app.config.region})))
+    Ok(Json(
+        serde_json::json!({"status": "ok", "region": app.config.region}),
+    ))
 }
 
 async fn not_found() -> ApiError {

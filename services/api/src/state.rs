@@ -78,7 +78,12 @@ struct Shared {
 }
 
 impl AppState {
-    pub fn new(store: Store, trigger: Arc<dyn Trigger>, config: ApiConfig, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        trigger: Arc<dyn Trigger>,
+        config: ApiConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             trigger,

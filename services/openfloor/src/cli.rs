@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "openfloor", version, about = "Live audience Q&A: ask, upvote, moderate, audit.")]
+#[command(
+    name = "openfloor",
+    version,
+    about = "Live audience Q&A: ask, upvote, moderate, audit."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -23,7 +27,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Directory of the embedded store (created if missing).
-    #[arg(long = "data", env = "OPENFLOOR_DATA", default_value = "openfloor-data", global = true)]
+    #[arg(
+        long = "data",
+        env = "OPENFLOOR_DATA",
+        default_value = "openfloor-data",
+        global = true
+    )]
     pub data: PathBuf,
 }
 

@@ -21,10 +21,20 @@ pub async fn serve(
     args: &ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_clock(listener, data, args, Arc::new(SystemClock), shutdown).await
+}
+
+/// [`serve`] with a chosen clock (tests move time to expire events).
+pub async fn serve_with_clock(
+    listener: TcpListener,
+    data: &Path,
+    args: &ServeArgs,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let sqlite = SqliteStore::open(data)?;
     let store = sqlite.store();
     let trigger = Arc::new(LocalTrigger::new());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let config = ApiConfig {
         region: args.region.clone(),
         retention: Duration::from_secs(u64::from(args.retention_days) * 24 * 3600),
@@ -43,7 +53,9 @@ pub async fn serve(
             // Records acknowledged just before a crash reach the views.
             match projector.catch_up(now).await {
                 Ok(n) => tracing::info!(events = n, "projector caught up"),
-                Err(error) => tracing::error!(%error, "catch-up failed; views update as events change"),
+                Err(error) => {
+                    tracing::error!(%error, "catch-up failed; views update as events change")
+                }
             }
             projector
                 .run(trigger, async {

@@ -70,9 +70,15 @@ static BUILD: LazyLock<Build> = LazyLock::new(|| {
 fn html(body: &'static str) -> Response {
     let mut r = Response::new(Body::from(body));
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     // Short: a new build must reach people within a minute.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -106,7 +112,10 @@ pub async fn asset(Path((build, name)): Path<(String, String)>, headers: HeaderM
     }
     let mut r = Response::new(Body::from(asset.bytes));
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
     // This build's URL never changes content; an old build's URL (a page
     // loaded before a deploy) gets today's file with a short cache.
     let cache = if build == BUILD.id {

@@ -30,7 +30,10 @@ struct Created {
     host_url: String,
 }
 
-pub async fn create(State(app): State<AppState>, JsonBody(body): JsonBody<CreateEvent>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<CreateEvent>,
+) -> Result<impl IntoResponse, ApiError> {
     let title = Title::parse(body.title.as_deref().unwrap_or(""))?;
     let created = commands::create_event(&app, title).await?;
     let id = created.meta.id;
@@ -60,10 +63,16 @@ struct EventInfo {
     open: bool,
 }
 
-pub async fn get(State(app): State<AppState>, EventPath(eid): EventPath) -> Result<impl IntoResponse, ApiError> {
+pub async fn get(
+    State(app): State<AppState>,
+    EventPath(eid): EventPath,
+) -> Result<impl IntoResponse, ApiError> {
     let meta = app.event(eid).await?;
     let open = app.store.log.latest(meta.log(), &Sequence::Open).await?;
-    let open = !matches!(open.map(|r| r.body), Some(RecordBody::Open { value: false, .. }));
+    let open = !matches!(
+        open.map(|r| r.body),
+        Some(RecordBody::Open { value: false, .. })
+    );
     Ok(Json(EventInfo {
         id: meta.id.to_string(),
         title: meta.title.as_str().to_owned(),

@@ -25,7 +25,11 @@ const HOST_VIEW_CACHE_CONTROL: &str = "private, no-cache";
 const DEFAULT_PAGE: usize = 1_000;
 const MAX_PAGE: usize = 10_000;
 
-async fn host_event(app: &AppState, eid: openfloor_domain::ids::EventId, secret: &PresentedSecret) -> Result<EventMeta, ApiError> {
+async fn host_event(
+    app: &AppState,
+    eid: openfloor_domain::ids::EventId,
+    secret: &PresentedSecret,
+) -> Result<EventMeta, ApiError> {
     let meta = app.event(eid).await?;
     authorize(&meta.secret_hash, secret.0.as_ref())?;
     Ok(meta)
@@ -55,7 +59,9 @@ pub async fn answered(
 ) -> Result<RecordAccepted, ApiError> {
     let meta = host_event(&app, eid, &secret).await?;
     let changed = commands::set_flag(&app, &meta, qid, Flag::Answered, body.value).await?;
-    Ok(RecordAccepted { record: changed.record })
+    Ok(RecordAccepted {
+        record: changed.record,
+    })
 }
 
 pub async fn hidden(
@@ -66,7 +72,9 @@ pub async fn hidden(
 ) -> Result<RecordAccepted, ApiError> {
     let meta = host_event(&app, eid, &secret).await?;
     let changed = commands::set_flag(&app, &meta, qid, Flag::Hidden, body.value).await?;
-    Ok(RecordAccepted { record: changed.record })
+    Ok(RecordAccepted {
+        record: changed.record,
+    })
 }
 
 #[derive(Deserialize)]
@@ -83,7 +91,9 @@ pub async fn text(
     let text = QuestionText::parse(&body.text)?;
     let meta = host_event(&app, eid, &secret).await?;
     let changed = commands::correct_text(&app, &meta, qid, text).await?;
-    Ok(RecordAccepted { record: changed.record })
+    Ok(RecordAccepted {
+        record: changed.record,
+    })
 }
 
 pub async fn open(
@@ -94,7 +104,9 @@ pub async fn open(
 ) -> Result<RecordAccepted, ApiError> {
     let meta = host_event(&app, eid, &secret).await?;
     let changed = commands::set_open(&app, &meta, body.value).await?;
-    Ok(RecordAccepted { record: changed.record })
+    Ok(RecordAccepted {
+        record: changed.record,
+    })
 }
 
 #[derive(Deserialize)]
@@ -111,12 +123,20 @@ pub async fn records(
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let after = query.after.as_deref().map(str::parse::<RecordId>).transpose()?;
+    let after = query
+        .after
+        .as_deref()
+        .map(str::parse::<RecordId>)
+        .transpose()?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => return Err(ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}"))),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be a whole number from 1 to {MAX_PAGE}"
+                )))
+            }
         },
     };
     let meta = host_event(&app, eid, &secret).await?;
@@ -128,7 +148,13 @@ pub async fn records(
     }
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(response)
 }

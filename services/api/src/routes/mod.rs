@@ -32,12 +32,18 @@ impl IntoResponse for RecordAccepted {
 /// The event's stored view, or, before the projector has run once, the
 /// view of an event with nothing in it yet (rendering is deterministic, so
 /// this is exactly what the projector will store for the creation record).
-async fn stored_view(app: &AppState, meta: &EventMeta) -> Result<std::sync::Arc<StoredView>, ApiError> {
+async fn stored_view(
+    app: &AppState,
+    meta: &EventMeta,
+) -> Result<std::sync::Arc<StoredView>, ApiError> {
     if let Some(view) = app.store.views.get(meta.id).await? {
         return Ok(view);
     }
     let mut state = openfloor_domain::fold::EventState::new(meta.id);
-    state.created = Some((openfloor_domain::ids::RecordId::from_ulid(meta.id.ulid()), meta.title.clone()));
+    state.created = Some((
+        openfloor_domain::ids::RecordId::from_ulid(meta.id.ulid()),
+        meta.title.clone(),
+    ));
     Ok(std::sync::Arc::new(StoredView {
         records: 0,
         guest: render_for(&state, Audience::Guest),
@@ -47,7 +53,11 @@ async fn stored_view(app: &AppState, meta: &EventMeta) -> Result<std::sync::Arc<
 
 /// Serves pre-rendered view bytes with an entity tag; `304` when the client
 /// already has this version.
-fn serve_view(request_headers: &HeaderMap, view: &RenderedView, cache_control: &'static str) -> Response {
+fn serve_view(
+    request_headers: &HeaderMap,
+    view: &RenderedView,
+    cache_control: &'static str,
+) -> Response {
     let etag = format!("\"{}\"", view.version);
     let fresh = request_headers
         .get_all(header::IF_NONE_MATCH)
@@ -60,12 +70,17 @@ fn serve_view(request_headers: &HeaderMap, view: &RenderedView, cache_control: &
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut r = Response::new(Body::from(view.json.clone()));
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         r
     };
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }
@@ -73,11 +88,25 @@ fn serve_view(request_headers: &HeaderMap, view: &RenderedView, cache_control: &
 }
 
 /// The client's address as a salted hash, for abuse audits.
-fn client_hash(app: &AppState, event: EventId, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<ClientHash> {
+fn client_hash(
+    app: &AppState,
+    event: EventId,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) -> Option<ClientHash> {
     let forwarded = app
         .config
         .trust_forwarded_for
-        .then(|| headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next().map(str::trim).map(str::to_owned))
+        .then(|| {
+            headers
+                .get("x-forwarded-for")?
+                .to_str()
+                .ok()?
+                .split(',')
+                .next()
+                .map(str::trim)
+                .map(str::to_owned)
+        })
         .flatten();
     let address = forwarded.or_else(|| peer.map(|p| p.ip().to_string()))?;
     Some(ClientHash::derive(&app.config.client_salt, event, &address))

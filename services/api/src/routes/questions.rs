@@ -81,10 +81,16 @@ pub async fn vote(
     let voter = VoterId::derive(eid, &token);
     let client = client_hash(&app, eid, &headers, peer);
     let changed = commands::vote(&app, &meta, qid, voter, body.up, client).await?;
-    Ok(RecordAccepted { record: changed.record })
+    Ok(RecordAccepted {
+        record: changed.record,
+    })
 }
 
-pub async fn guest_view(State(app): State<AppState>, EventPath(eid): EventPath, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn guest_view(
+    State(app): State<AppState>,
+    EventPath(eid): EventPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let meta = app.event(eid).await?;
     let view = stored_view(&app, &meta).await?;
     Ok(serve_view(&headers, &view.guest, GUEST_VIEW_CACHE_CONTROL))

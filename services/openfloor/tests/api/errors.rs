@@ -1,0 +1,130 @@
+//! Bad input gets the envelope, and never a 500 or a panic.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_app, voter};
+
+#[tokio::test]
+async fn bodies_over_eight_kib_are_refused() {
+    let app = spawn_app().await;
+    let event = app.create_event("Big").await;
+    let r = app
+        .post_question(
+            &event.id,
+            &voter("a"),
+            json!({"text": "x", "author": "y".repeat(9000)}),
+        )
+        .await;
+    assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    let r = app
+        .client
+        .post(app.url("/api/events"))
+        .body(vec![b' '; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn malformed_ids_are_bad_requests_and_unknown_routes_are_not_found() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/events/not-an-id",
+        "/api/events/01ARZ3NDEKTSV4RRFFQ69G5FA/questions",
+        "/api/events/81ARZ3NDEKTSV4RRFFQ69G5FAV/questions",
+        "/api/events/%00%ff/questions",
+    ] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    for path in [
+        "/api/nope",
+        "/api",
+        "/nope",
+        "/event",
+        "/event/not-an-id",
+        "/assets/x/none.js",
+    ] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let r = app
+        .client
+        .delete(app.url("/api/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn hostile_input_never_breaks_the_server() {
+    let app = spawn_app().await;
+    let event = app.create_event("Fuzz").await;
+    let q = app.ask(&event.id, "target").await;
+    let bodies = [
+        "",
+        "null",
+        "[]",
+        "{}",
+        "{\"text\":null}",
+        "{\"text\":[1,2]}",
+        "\u{feff}{}",
+        "{\"text\":\"\\ud800\"}",
+        "{\"up\":1}",
+        "{\"value\":\"true\"}",
+        "{{{{",
+        "\"just a string\"",
+    ];
+    let paths = [
+        ("POST", format!("/api/events/{}/questions", event.id)),
+        (
+            "PUT",
+            format!("/api/events/{}/questions/{q}/vote", event.id),
+        ),
+        (
+            "PUT",
+            format!("/api/events/{}/questions/{q}/hidden", event.id),
+        ),
+        ("PUT", format!("/api/events/{}/open", event.id)),
+        ("POST", "/api/events".to_owned()),
+    ];
+    for (method, path) in &paths {
+        for body in bodies {
+            let req = app
+                .client
+                .request(method.parse().unwrap(), app.url(path))
+                .header("x-voter", voter("fuzz"))
+                .bearer_auth(&event.secret)
+                .body(body);
+            let r = req.send().await.unwrap();
+            assert!(
+                r.status().is_client_error() || r.status().is_success(),
+                "{method} {path} {body:?} -> {}",
+                r.status()
+            );
+        }
+    }
+    // The server still works and the event is intact.
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let view = app
+        .wait_for_guest(&event.id, |v| {
+            v["questions"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert!(view["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["id"] == q.as_str()));
+}
