@@ -1,0 +1,167 @@
+//! An acknowledged vote survives `kill -9`: a child server takes votes from
+//! concurrent clients, is killed with SIGKILL mid-load, and after a restart
+//! every vote answered 2xx is in the log and counted in the views.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openfloor_domain::ids::{EventId, VoterId, VoterToken};
+use serde_json::{json, Value};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    /// A failing assertion must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_openfloor"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("OPENFLOOR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the server starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("openfloor listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, base }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_votes_survive_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start(data.path());
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/api/events", server.base))
+        .json(&json!({"title": "crash"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eid = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let mut questions = Vec::new();
+    for i in 0..4 {
+        let r: Value = client
+            .post(format!("{}/api/events/{eid}/questions", server.base))
+            .header("x-voter", "asker-0000000000000000")
+            .json(&json!({"text": format!("question {i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        questions.push(r["id"].as_str().unwrap().to_owned());
+    }
+
+    // Each vote comes from a fresh voter, so each acknowledgement is one record.
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let (client, base, eid, questions, acked) = (client.clone(), server.base.clone(), eid.clone(), questions.clone(), acked.clone());
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let token = format!("crash-voter-{w:04}-{i:08}");
+                let q = &questions[i % questions.len()];
+                let sent = client
+                    .put(format!("{base}/api/events/{eid}/questions/{q}/vote"))
+                    .header("x-voter", &token)
+                    .json(&json!({"up": true}))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => acked.lock().unwrap().push((token, q.clone())),
+                    Ok(r) => panic!("unexpected status {} before the kill", r.status()),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 100, "the load acknowledged only {} votes", acked.len());
+
+    let server = start(data.path());
+    let mut logged = HashSet::new();
+    let mut after = String::new();
+    loop {
+        let page = client
+            .get(format!("{}/api/events/{eid}/records?limit=10000{after}", server.base))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let records: Vec<Value> = page.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let Some(last) = records.last() else { break };
+        after = format!("&after={}", last["id"].as_str().unwrap());
+        for r in &records {
+            if r["kind"] == "vote" {
+                logged.insert((r["voter"].as_str().unwrap().to_owned(), r["question"].as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    let event: EventId = eid.parse().unwrap();
+    let mut expected_per_question: BTreeMap<String, usize> = BTreeMap::new();
+    for (token, q) in &acked {
+        let voter = VoterId::derive(event, &VoterToken::parse(token).unwrap()).to_string();
+        assert!(logged.contains(&(voter, q.clone())), "acknowledged vote of {token} on {q} was lost");
+    }
+    for (_, q) in &logged {
+        *expected_per_question.entry(q.clone()).or_default() += 1;
+    }
+
+    // The views count every logged vote (the restart catches the projector up).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let view: Value = client
+            .get(format!("{}/api/events/{eid}/questions", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let shown: BTreeMap<String, usize> = view["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| (q["id"].as_str().unwrap().to_owned(), q["votes"].as_u64().unwrap() as usize))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        if shown == expected_per_question {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "views {shown:?} != log {expected_per_question:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{} votes acknowledged before SIGKILL, {} in the log after restart", acked.len(), logged.len());
+}
