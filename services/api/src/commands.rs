@@ -10,7 +10,7 @@ use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
 use openfloor_domain::input::{AuthorName, QuestionText, Title};
 use openfloor_domain::record::{ClientHash, Record, RecordBody, RecordKey, Sequence};
 use openfloor_domain::secret::{HostSecret, SecretHash};
-use openfloor_store::{Appended, EventLog, EventMeta, StoreError};
+use openfloor_store::{Appended, EventLog, EventMeta, Lookup, StoreError};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -121,35 +121,28 @@ async fn is_open(app: &AppState, log: EventLog) -> Result<bool, StoreError> {
     ))
 }
 
-/// Whether the question has been asked and, for guests, is not hidden.
+/// The question must have been asked (host actions may target hidden ones).
 pub async fn require_question(
     app: &AppState,
     log: EventLog,
     question: QuestionId,
-    guest: bool,
 ) -> Result<(), ApiError> {
-    let asked = app
+    match app
         .store
         .log
         .get(log, &RecordKey::question_asked(question))
-        .await?;
-    if asked.is_none() {
-        return Err(ApiError::NotFound("no such question"));
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound("no such question")),
     }
-    if guest {
-        let hidden = app
-            .store
-            .log
-            .latest(log, &Sequence::Hidden(question))
-            .await?;
-        if matches!(
-            hidden.map(|r| r.body),
-            Some(RecordBody::Hidden { value: true, .. })
-        ) {
-            return Err(ApiError::NotFound("no such question"));
-        }
-    }
-    Ok(())
+}
+
+fn is_hidden(latest_hidden: Option<&Record>) -> bool {
+    matches!(
+        latest_hidden.map(|r| &r.body),
+        Some(RecordBody::Hidden { value: true, .. })
+    )
 }
 
 /// The outcome of a numbered change.
@@ -160,18 +153,24 @@ pub struct Changed {
 }
 
 /// Makes `sequence` end in the state `wanted` accepts, appending the record
-/// `make(n)` builds if it does not already.
+/// `make(n)` builds if it does not already. `known_latest` is the sequence's
+/// latest record if the caller has just read it.
 pub async fn change(
     app: &AppState,
     meta: &EventMeta,
     sequence: Sequence,
+    known_latest: Option<Option<Record>>,
     client: Option<ClientHash>,
     wanted: impl Fn(Option<&Record>) -> bool,
     make: impl Fn(u32) -> RecordBody,
 ) -> Result<Changed, ApiError> {
     let log = meta.log();
+    let mut known_latest = known_latest;
     for _ in 0..MAX_SEQUENCE_ATTEMPTS {
-        let latest = app.store.log.latest(log, &sequence).await?;
+        let latest = match known_latest.take() {
+            Some(latest) => latest,
+            None => app.store.log.latest(log, &sequence).await?,
+        };
         if wanted(latest.as_ref()) {
             return Ok(Changed {
                 record: latest.map(|r| r.id),
@@ -207,11 +206,34 @@ pub async fn vote(
     up: bool,
     client: Option<ClientHash>,
 ) -> Result<Changed, ApiError> {
-    require_question(app, meta.log(), question, true).await?;
+    // One round trip: the question, its hidden flag, the voter's last toggle.
+    let sequence = Sequence::Vote { voter, question };
+    let mut found = app
+        .store
+        .log
+        .lookup(
+            meta.log(),
+            &[
+                Lookup::Key(RecordKey::question_asked(question)),
+                Lookup::Latest(Sequence::Hidden(question)),
+                Lookup::Latest(sequence),
+            ],
+        )
+        .await?
+        .into_iter();
+    let (asked, hidden, latest) = (
+        found.next().flatten(),
+        found.next().flatten(),
+        found.next().flatten(),
+    );
+    if asked.is_none() || is_hidden(hidden.as_ref()) {
+        return Err(ApiError::NotFound("no such question"));
+    }
     change(
         app,
         meta,
-        Sequence::Vote { voter, question },
+        sequence,
+        Some(latest),
         client,
         |latest| latest.and_then(Record::n).unwrap_or(0) % 2 == u32::from(up),
         |n| RecordBody::Vote { question, voter, n },
@@ -233,7 +255,7 @@ pub async fn set_flag(
     flag: Flag,
     value: bool,
 ) -> Result<Changed, ApiError> {
-    require_question(app, meta.log(), question, false).await?;
+    require_question(app, meta.log(), question).await?;
     let current = move |latest: Option<&Record>| match latest.map(|r| &r.body) {
         Some(RecordBody::Answered { value, .. } | RecordBody::Hidden { value, .. }) => *value,
         _ => false,
@@ -248,7 +270,16 @@ pub async fn set_flag(
             Box::new(move |n| RecordBody::Hidden { question, n, value }),
         ),
     };
-    change(app, meta, sequence, None, |l| current(l) == value, make).await
+    change(
+        app,
+        meta,
+        sequence,
+        None,
+        None,
+        |l| current(l) == value,
+        make,
+    )
+    .await
 }
 
 pub async fn set_open(app: &AppState, meta: &EventMeta, value: bool) -> Result<Changed, ApiError> {
@@ -256,6 +287,7 @@ pub async fn set_open(app: &AppState, meta: &EventMeta, value: bool) -> Result<C
         app,
         meta,
         Sequence::Open,
+        None,
         None,
         |latest| match latest.map(|r| &r.body) {
             Some(RecordBody::Open { value: v, .. }) => *v == value,
@@ -289,6 +321,7 @@ pub async fn correct_text(
         app,
         meta,
         Sequence::Text(question),
+        None,
         None,
         |latest| match latest.map(|r| &r.body) {
             Some(RecordBody::TextCorrected { text: shown, .. }) => *shown == text,

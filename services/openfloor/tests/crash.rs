@@ -34,7 +34,9 @@ fn start(data: &std::path::Path) -> Server {
         .spawn()
         .expect("the server starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let base = line
         .trim()
         .strip_prefix("openfloor listening on ")
@@ -78,7 +80,13 @@ async fn acknowledged_votes_survive_sigkill() {
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..16 {
-        let (client, base, eid, questions, acked) = (client.clone(), server.base.clone(), eid.clone(), questions.clone(), acked.clone());
+        let (client, base, eid, questions, acked) = (
+            client.clone(),
+            server.base.clone(),
+            eid.clone(),
+            questions.clone(),
+            acked.clone(),
+        );
         workers.push(tokio::spawn(async move {
             for i in 0.. {
                 let token = format!("crash-voter-{w:04}-{i:08}");
@@ -91,7 +99,9 @@ async fn acknowledged_votes_survive_sigkill() {
                     .send()
                     .await;
                 match sent {
-                    Ok(r) if r.status().is_success() => acked.lock().unwrap().push((token, q.clone())),
+                    Ok(r) if r.status().is_success() => {
+                        acked.lock().unwrap().push((token, q.clone()))
+                    }
                     Ok(r) => panic!("unexpected status {} before the kill", r.status()),
                     Err(_) => return, // the server is gone
                 }
@@ -105,14 +115,21 @@ async fn acknowledged_votes_survive_sigkill() {
         w.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 100, "the load acknowledged only {} votes", acked.len());
+    assert!(
+        acked.len() > 100,
+        "the load acknowledged only {} votes",
+        acked.len()
+    );
 
     let server = start(data.path());
     let mut logged = HashSet::new();
     let mut after = String::new();
     loop {
         let page = client
-            .get(format!("{}/api/events/{eid}/records?limit=10000{after}", server.base))
+            .get(format!(
+                "{}/api/events/{eid}/records?limit=10000{after}",
+                server.base
+            ))
             .bearer_auth(&secret)
             .send()
             .await
@@ -120,12 +137,18 @@ async fn acknowledged_votes_survive_sigkill() {
             .text()
             .await
             .unwrap();
-        let records: Vec<Value> = page.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let records: Vec<Value> = page
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         let Some(last) = records.last() else { break };
         after = format!("&after={}", last["id"].as_str().unwrap());
         for r in &records {
             if r["kind"] == "vote" {
-                logged.insert((r["voter"].as_str().unwrap().to_owned(), r["question"].as_str().unwrap().to_owned()));
+                logged.insert((
+                    r["voter"].as_str().unwrap().to_owned(),
+                    r["question"].as_str().unwrap().to_owned(),
+                ));
             }
         }
     }
@@ -133,7 +156,10 @@ async fn acknowledged_votes_survive_sigkill() {
     let mut expected_per_question: BTreeMap<String, usize> = BTreeMap::new();
     for (token, q) in &acked {
         let voter = VoterId::derive(event, &VoterToken::parse(token).unwrap()).to_string();
-        assert!(logged.contains(&(voter, q.clone())), "acknowledged vote of {token} on {q} was lost");
+        assert!(
+            logged.contains(&(voter, q.clone())),
+            "acknowledged vote of {token} on {q} was lost"
+        );
     }
     for (_, q) in &logged {
         *expected_per_question.entry(q.clone()).or_default() += 1;
@@ -154,14 +180,26 @@ async fn acknowledged_votes_survive_sigkill() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|q| (q["id"].as_str().unwrap().to_owned(), q["votes"].as_u64().unwrap() as usize))
+            .map(|q| {
+                (
+                    q["id"].as_str().unwrap().to_owned(),
+                    q["votes"].as_u64().unwrap() as usize,
+                )
+            })
             .filter(|(_, v)| *v > 0)
             .collect();
         if shown == expected_per_question {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "views {shown:?} != log {expected_per_question:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "views {shown:?} != log {expected_per_question:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("{} votes acknowledged before SIGKILL, {} in the log after restart", acked.len(), logged.len());
+    eprintln!(
+        "{} votes acknowledged before SIGKILL, {} in the log after restart",
+        acked.len(),
+        logged.len()
+    );
 }

@@ -93,6 +93,15 @@ pub enum Appended {
     Exists(Record),
 }
 
+/// One point read of [`Log::lookup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The record stored under this key.
+    Key(RecordKey),
+    /// The record with the highest n in this sequence.
+    Latest(Sequence),
+}
+
 /// Where an incremental reader of one event's log has got to. Opaque to
 /// callers; only backends that append in commit order hand them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,6 +126,19 @@ pub trait Log: Send + Sync {
     async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>>;
     /// The record with the highest n in `sequence`.
     async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>>;
+    /// Several point reads at once, answered in order. A write path needs
+    /// two or three (does the question exist, is it hidden, what did this
+    /// voter do last); backends answer them in one round trip.
+    async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
+        let mut out = Vec::with_capacity(lookups.len());
+        for l in lookups {
+            out.push(match l {
+                Lookup::Key(key) => self.get(log, key).await?,
+                Lookup::Latest(seq) => self.latest(log, seq).await?,
+            });
+        }
+        Ok(out)
+    }
     /// All of the event's records, in no particular order (the fold does not
     /// care): every page, every shard, strongly consistent.
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>>;

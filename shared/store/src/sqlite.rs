@@ -6,7 +6,10 @@
 //! hundreds of votes, and a single writer also gives the log a commit order
 //! (the rowid), which lets the projector read incrementally without ever
 //! skipping a record. Reads use a small pool of read-only connections, which
-//! WAL lets run beside the writer.
+//! WAL lets run beside the writer: point reads (a key, the latest of a
+//! sequence) take microseconds and never wait for the writer, so they run
+//! on the calling thread, saving the thread hand-off that profiling showed
+//! dominating the vote path; whole-event reads go to the blocking pool.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,8 +23,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    Appended, Directory, EventLog, EventMeta, Log, LogCursor, Store, StoreError, StoreResult,
-    StoredView, Views,
+    Appended, Directory, EventLog, EventMeta, Log, LogCursor, Lookup, Store, StoreError,
+    StoreResult, StoredView, Views,
 };
 
 /// Writes waiting for the writer beyond this are refused with
@@ -180,37 +183,64 @@ impl SqliteStore {
             .map_err(|_| unavailable("the writer dropped a write"))?
     }
 
-    /// Runs `f` on a pooled read connection, off the async threads.
+    /// Runs `f` on a pooled read connection, off the async threads (for
+    /// reads that may scan a whole event).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => {
-                    let c = Connection::open(&inner.path).map_err(unavailable)?;
-                    c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
-                        .map_err(unavailable)?;
-                    c
-                }
-            };
-            let out = f(&conn);
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|e| unavailable(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || inner.with_reader(f))
+            .await
+            .map_err(|e| unavailable(format!("read task failed: {e}")))?
     }
+
+    /// Runs a point read on the calling thread (see the module doc).
+    fn read_point<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.inner.with_reader(f)
+    }
+}
+
+impl Inner {
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path).map_err(unavailable)?;
+                c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
+                    .map_err(unavailable)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn point_lookup(c: &Connection, event: &str, lookup: &Lookup) -> StoreResult<Option<Record>> {
+    let mut found = match lookup {
+        Lookup::Key(key) => query_records(
+            c,
+            "SELECT body FROM records WHERE event = ?1 AND key = ?2",
+            params![event, key.as_str()],
+        )?,
+        Lookup::Latest(sequence) => {
+            let prefix = sequence.prefix();
+            // Keys are ASCII letters, digits and '#'; '~' sorts after all.
+            let upper = format!("{prefix}~");
+            query_records(
+                c,
+                "SELECT body FROM records WHERE event = ?1 AND key >= ?2 AND key < ?3 ORDER BY key DESC LIMIT 1",
+                params![event, prefix, upper],
+            )?
+        }
+    };
+    Ok(found.pop())
 }
 
 fn load_or_create_salt(conn: &mut Connection) -> StoreResult<Vec<u8>> {
@@ -446,31 +476,18 @@ impl Log for SqliteStore {
     }
 
     async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
-        let key = key.as_str().to_owned();
-        self.read(move |c| {
-            let mut found = query_records(
-                c,
-                "SELECT body FROM records WHERE event = ?1 AND key = ?2",
-                params![log.event.to_string(), key],
-            )?;
-            Ok(found.pop())
-        })
-        .await
+        let event = log.event.to_string();
+        self.read_point(|c| point_lookup(c, &event, &Lookup::Key(key.clone())))
     }
 
     async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
-        let prefix = sequence.prefix();
-        self.read(move |c| {
-            // Keys are ASCII letters, digits and '#'; '~' sorts after all.
-            let upper = format!("{prefix}~");
-            let mut found = query_records(
-                c,
-                "SELECT body FROM records WHERE event = ?1 AND key >= ?2 AND key < ?3 ORDER BY key DESC LIMIT 1",
-                params![log.event.to_string(), prefix, upper],
-            )?;
-            Ok(found.pop())
-        })
-        .await
+        let event = log.event.to_string();
+        self.read_point(|c| point_lookup(c, &event, &Lookup::Latest(*sequence)))
+    }
+
+    async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
+        let event = log.event.to_string();
+        self.read_point(|c| lookups.iter().map(|l| point_lookup(c, &event, l)).collect())
     }
 
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
