@@ -1,0 +1,137 @@
+//! The projector's incremental path equals a full recompute, and a stale
+//! view never replaces a newer one.
+
+use std::sync::Arc;
+
+use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
+use openfloor_domain::input::{QuestionText, Title};
+use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::secret::HostSecret;
+use openfloor_projector::{project_records, Projector};
+use openfloor_store::memory::MemoryStore;
+use openfloor_store::sqlite::SqliteStore;
+use openfloor_store::{EventMeta, Store};
+use ulid::Ulid;
+
+fn event() -> EventMeta {
+    EventMeta {
+        id: EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, 1)),
+        title: Title::parse("p").unwrap(),
+        region: "local".into(),
+        shards: 1,
+        secret_hash: HostSecret::generate().hash(),
+        created_at: 0,
+        expires_at: u64::MAX,
+    }
+}
+
+/// A deterministic pseudo-random history: asks, votes and toggles.
+fn history(event: EventId, len: u64) -> Vec<Record> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let q =
+        |i: u64| QuestionId::from_ulid(Ulid::from_parts(1_700_000_000_000, u128::from(i % 5) + 1));
+    let mut toggles = std::collections::HashMap::new();
+    let mut out = vec![Record {
+        id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_000, 0)),
+        event,
+        client: None,
+        body: RecordBody::EventCreated {
+            title: Title::parse("p").unwrap(),
+        },
+    }];
+    for i in 0..len {
+        let r = next();
+        let body = match r % 4 {
+            0 => RecordBody::QuestionAsked {
+                question: q(r >> 8),
+                asker: VoterId::parse("00000000000000000001").unwrap(),
+                text: QuestionText::parse(&format!("question {}", r % 5)).unwrap(),
+                author: None,
+            },
+            1 | 2 => {
+                let voter = VoterId::parse(&format!("{:020x}", (r >> 8) % 7)).unwrap();
+                let question = q(r >> 16);
+                let n = toggles.entry((voter, question)).or_insert(0u32);
+                *n += 1;
+                RecordBody::Vote {
+                    question,
+                    voter,
+                    n: *n,
+                }
+            }
+            _ => {
+                let question = q(r >> 8);
+                let n = toggles
+                    .entry((VoterId::parse("ffffffffffffffffffff").unwrap(), question))
+                    .or_insert(0u32);
+                *n += 1;
+                RecordBody::Hidden {
+                    question,
+                    n: *n,
+                    value: r % 3 == 0,
+                }
+            }
+        };
+        out.push(Record {
+            id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_001 + i, u128::from(i))),
+            event,
+            client: None,
+            body,
+        });
+    }
+    out
+}
+
+async fn incremental_equals_full(store: Store) {
+    let meta = event();
+    store.directory.create(&meta).await.unwrap();
+    let projector = Projector::new(store.clone());
+    let records = history(meta.id, 400);
+    for (i, r) in records.iter().enumerate() {
+        store.log.append(meta.log(), r.clone()).await.unwrap();
+        if i % 37 == 0 {
+            projector.project(meta.id).await.unwrap();
+        }
+    }
+    let done = projector.project(meta.id).await.unwrap().unwrap();
+    // The history repeats some keys (a question asked twice): stored once.
+    let logged = store.log.read_event(meta.log()).await.unwrap();
+    assert!(logged.len() > 300 && logged.len() < records.len());
+    assert_eq!(done.records, logged.len() as u64);
+    let stored = store.views.get(meta.id).await.unwrap().unwrap();
+    let full = project_records(meta.id, &logged, logged.len() as u64);
+    assert_eq!(
+        full,
+        project_records(meta.id, &records, logged.len() as u64),
+        "duplicates change nothing"
+    );
+    assert_eq!(*stored, full);
+
+    // A view from fewer records is refused.
+    let stale = project_records(meta.id, &records[..10], 10);
+    assert!(!store.views.put(meta.id, Arc::new(stale)).await.unwrap());
+    assert_eq!(*store.views.get(meta.id).await.unwrap().unwrap(), full);
+}
+
+#[tokio::test]
+async fn incremental_projection_equals_a_full_recompute_in_memory() {
+    incremental_equals_full(MemoryStore::store()).await;
+}
+
+#[tokio::test]
+async fn incremental_projection_equals_a_full_recompute_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    incremental_equals_full(SqliteStore::open(dir.path()).unwrap().store()).await;
+}
+
+#[tokio::test]
+async fn unknown_events_are_skipped() {
+    let projector = Projector::new(MemoryStore::store());
+    assert_eq!(projector.project(event().id).await.unwrap(), None);
+}
