@@ -1,9 +1,201 @@
-use std::path::Path;
+//! The operator subcommands of the `openfloor` binary. Each works on the
+//! data directory given with `--data`, like the service.
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Subcommand)]
-pub enum OpsCommand {}
+use anyhow::Context;
+use clap::Subcommand;
+use openfloor_domain::ids::EventId;
+use openfloor_store::sqlite::SqliteStore;
+use openfloor_store::Store;
 
-pub async fn run(op: OpsCommand, _data: &Path) -> anyhow::Result<ExitCode> {
-    match op {}
+use crate::audit::{audit, render_json_lines, render_text, SignalRules};
+use crate::export::{import, read_export, write_export};
+use crate::replay::{load_event, parse_time, replay_records, verify_event, views_document};
+
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Rebuild an event's guest and host views from its log alone and print
+    /// them as {"guest": …, "host": …}.
+    Replay {
+        event: EventId,
+        /// Replay as of this moment (inclusive): milliseconds since the
+        /// epoch or RFC 3339, e.g. 2026-11-22T14:03:00Z.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Recompute views from the log and compare with the stored ones; exit 1
+    /// on any difference.
+    Verify {
+        /// The event to verify (or use --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        event: Option<EventId>,
+        /// Verify every event in the store.
+        #[arg(long)]
+        all: bool,
+        /// Rewrite wrong views with the recomputed ones.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Print an event's history: who (pseudonym) did what and when, with
+    /// from/to for every change, vote timelines and abuse signals.
+    Audit {
+        event: EventId,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Window of the many-voters-one-client signal, in minutes.
+        #[arg(long, default_value_t = 10)]
+        window_minutes: u64,
+        /// Distinct voters from one client within the window that raise it.
+        #[arg(long, default_value_t = 20)]
+        voters_per_client: usize,
+    },
+    /// Write an event's log as hash-chained JSON lines to standard output.
+    Export { event: EventId },
+    /// Check an export (a file, or standard input) and store its event and
+    /// records; importing twice changes nothing.
+    Import { file: Option<PathBuf> },
+    /// Check an export (a file, or standard input) without importing it.
+    CheckExport { file: Option<PathBuf> },
+    /// Delete the records and views of expired events (retention). Export
+    /// an event first to keep it.
+    PurgeExpired,
+}
+
+fn open(data: &Path) -> anyhow::Result<(SqliteStore, Store)> {
+    let sqlite = SqliteStore::open(data)
+        .with_context(|| format!("opening the store in {}", data.display()))?;
+    let store = sqlite.store();
+    Ok((sqlite, store))
+}
+
+fn input(file: Option<&Path>) -> anyhow::Result<Box<dyn std::io::BufRead>> {
+    Ok(match file {
+        Some(path) if path != Path::new("-") => Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        _ => Box::new(BufReader::new(std::io::stdin())),
+    })
+}
+
+pub async fn run(op: OpsCommand, data: &Path) -> anyhow::Result<ExitCode> {
+    let (sqlite, store) = open(data)?;
+    let mut stdout = std::io::stdout().lock();
+    match op {
+        OpsCommand::Replay { event, at } => {
+            let at = at.as_deref().map(parse_time).transpose()?;
+            let (_, records) = load_event(&store, event).await?;
+            writeln!(
+                stdout,
+                "{}",
+                views_document(&replay_records(event, &records, at))
+            )?;
+        }
+        OpsCommand::Verify { event, all, repair } => {
+            let events = if all {
+                store.directory.list().await?
+            } else {
+                let id = event.context("name an event or use --all")?;
+                vec![store
+                    .directory
+                    .get(id)
+                    .await?
+                    .with_context(|| format!("no event {id} in this store"))?]
+            };
+            let mut bad = 0;
+            for meta in &events {
+                let v = verify_event(&store, meta, repair).await?;
+                if v.problems.is_empty() {
+                    writeln!(stdout, "{}: ok ({} records)", v.event, v.log_records)?;
+                } else {
+                    bad += 1;
+                    writeln!(stdout, "{}: MISMATCH", v.event)?;
+                    for p in &v.problems {
+                        writeln!(stdout, "  - {p}")?;
+                    }
+                    if v.repaired {
+                        writeln!(
+                            stdout,
+                            "  repaired: views rewritten from {} records",
+                            v.log_records
+                        )?;
+                    }
+                }
+            }
+            writeln!(
+                stdout,
+                "{} events verified, {bad} with differences",
+                events.len()
+            )?;
+            if bad > 0 && !repair {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        OpsCommand::Audit {
+            event,
+            json,
+            window_minutes,
+            voters_per_client,
+        } => {
+            let (_, records) = load_event(&store, event).await?;
+            let rules = SignalRules {
+                window_ms: window_minutes.saturating_mul(60_000),
+                voters_per_client: voters_per_client.max(1),
+            };
+            let a = audit(&records, rules);
+            let mut out = String::new();
+            if json {
+                render_json_lines(&a, &mut out);
+            } else {
+                render_text(&a, &mut out);
+            }
+            stdout.write_all(out.as_bytes())?;
+        }
+        OpsCommand::Export { event } => {
+            let (meta, mut records) = load_event(&store, event).await?;
+            let mut out = std::io::BufWriter::new(stdout);
+            write_export(&meta, &mut records, &mut out)?;
+        }
+        OpsCommand::Import { file } => {
+            let export = read_export(input(file.as_deref())?)
+                .context("the export is not intact; nothing was imported")?;
+            let done = import(&store, export).await?;
+            writeln!(
+                stdout,
+                "imported event {}: {} records ({} new){}",
+                done.event,
+                done.records,
+                done.new_records,
+                if done.created_event {
+                    ", event created"
+                } else {
+                    ""
+                }
+            )?;
+            // Make the imported event readable at once.
+            let projector = openfloor_projector::Projector::new(store.clone());
+            projector.project(done.event).await?;
+        }
+        OpsCommand::CheckExport { file } => {
+            let export =
+                read_export(input(file.as_deref())?).context("the export is not intact")?;
+            writeln!(
+                stdout,
+                "ok: event {} with {} records, hash chain intact",
+                export.event.id,
+                export.records.len()
+            )?;
+        }
+        OpsCommand::PurgeExpired => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let purged = sqlite.purge_expired(now).await?;
+            writeln!(stdout, "purged {purged} records of expired events")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

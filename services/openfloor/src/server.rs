@@ -13,6 +13,10 @@ use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 
+/// How often expired events are purged. Expired events already answer 404;
+/// the purge only frees space, so an hour's delay costs nothing.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Serves on `listener` until `shutdown` resolves, then finishes in-flight
 /// requests and stops the projector.
 pub async fn serve(
@@ -65,11 +69,30 @@ pub async fn serve_with_clock(
         }
     });
 
+    // Retention: expired events' records go an hour or so after expiry.
+    let purge_task = tokio::spawn({
+        let (sqlite, clock) = (sqlite.clone(), clock.clone());
+        async move {
+            let mut every = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                every.tick().await;
+                match sqlite.purge_expired(clock.now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "purged expired events"),
+                    Err(error) => {
+                        tracing::warn!(%error, "purging expired events failed; will retry")
+                    }
+                }
+            }
+        }
+    });
+
     let app = AppState::new(store, trigger, config, clock);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %data.display(), "openfloor listening");
     println!("openfloor listening on http://{addr}");
     openfloor_api::serve(listener, app, shutdown).await?;
+    purge_task.abort();
     let _ = stop_projector.send(());
     let _ = projector_task.await;
     tracing::info!("openfloor stopped");

@@ -3,47 +3,15 @@
 //! every vote answered 2xx is in the log and counted in the views.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openfloor_domain::ids::{EventId, VoterId, VoterToken};
 use serde_json::{json, Value};
 
-struct Server {
-    child: Child,
-    base: String,
-}
+mod support;
 
-impl Drop for Server {
-    /// A failing assertion must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_openfloor"))
-        .args(["--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("OPENFLOOR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("openfloor listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, base }
-}
+use support::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_votes_survive_sigkill() {

@@ -20,7 +20,13 @@ use crate::Millis;
 pub const RECORD_SCHEMA_VERSION: u32 = 1;
 
 /// One immutable entry of an event's log.
+///
+/// Written flat: `{"id", "event", "client"?, "kind", …fields of the kind}`.
+/// Read through [`WireRecord`], which parses the same JSON without serde's
+/// buffering of flattened enums (replaying a million records is dominated
+/// by this decode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WireRecord")]
 pub struct Record {
     /// Minted at first append; orders the audit timeline and the export.
     pub id: RecordId,
@@ -73,6 +79,98 @@ pub enum RecordBody {
     },
     /// The host opened or closed the event to new questions (n-th change).
     Open { n: u32, value: bool },
+}
+
+/// The kinds of record, as the `kind` field names them.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    EventCreated,
+    QuestionAsked,
+    Vote,
+    Answered,
+    Hidden,
+    TextCorrected,
+    Open,
+}
+
+/// Every field any kind of record has; [`Record`] is built from it and
+/// checks that the kind's fields are all there.
+#[derive(Deserialize)]
+struct WireRecord {
+    id: RecordId,
+    event: EventId,
+    #[serde(default)]
+    client: Option<ClientHash>,
+    kind: Kind,
+    #[serde(default)]
+    title: Option<Title>,
+    #[serde(default)]
+    question: Option<QuestionId>,
+    #[serde(default)]
+    asker: Option<VoterId>,
+    #[serde(default)]
+    text: Option<QuestionText>,
+    #[serde(default)]
+    author: Option<AuthorName>,
+    #[serde(default)]
+    voter: Option<VoterId>,
+    #[serde(default)]
+    n: Option<u32>,
+    #[serde(default)]
+    value: Option<bool>,
+}
+
+impl TryFrom<WireRecord> for Record {
+    type Error = String;
+
+    fn try_from(w: WireRecord) -> Result<Self, Self::Error> {
+        fn need<T>(field: Option<T>, name: &str, kind: Kind) -> Result<T, String> {
+            field.ok_or_else(|| format!("a {kind:?} record needs `{name}`"))
+        }
+        let k = w.kind;
+        let body = match k {
+            Kind::EventCreated => RecordBody::EventCreated {
+                title: need(w.title, "title", k)?,
+            },
+            Kind::QuestionAsked => RecordBody::QuestionAsked {
+                question: need(w.question, "question", k)?,
+                asker: need(w.asker, "asker", k)?,
+                text: need(w.text, "text", k)?,
+                author: w.author,
+            },
+            Kind::Vote => RecordBody::Vote {
+                question: need(w.question, "question", k)?,
+                voter: need(w.voter, "voter", k)?,
+                n: need(w.n, "n", k)?,
+            },
+            Kind::Answered => RecordBody::Answered {
+                question: need(w.question, "question", k)?,
+                n: need(w.n, "n", k)?,
+                value: need(w.value, "value", k)?,
+            },
+            Kind::Hidden => RecordBody::Hidden {
+                question: need(w.question, "question", k)?,
+                n: need(w.n, "n", k)?,
+                value: need(w.value, "value", k)?,
+            },
+            Kind::TextCorrected => RecordBody::TextCorrected {
+                question: need(w.question, "question", k)?,
+                n: need(w.n, "n", k)?,
+                text: need(w.text, "text", k)?,
+            },
+            Kind::Open => RecordBody::Open {
+                n: need(w.n, "n", k)?,
+                value: need(w.value, "value", k)?,
+            },
+        };
+        Ok(Record {
+            id: w.id,
+            event: w.event,
+            client: w.client,
+            body,
+        })
+    }
 }
 
 /// Who did it, as far as the log knows: a pseudonymous voter, or the host.
@@ -343,5 +441,12 @@ mod tests {
         assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
         let too_long = json.replace("why?", &"x".repeat(1001));
         assert!(serde_json::from_str::<Record>(&too_long).is_err());
+        let missing = json.replace(r#","text":"why?""#, "");
+        let err = serde_json::from_str::<Record>(&missing)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs `text`"), "{err}");
+        let unknown_kind = json.replace("question_asked", "question_deleted");
+        assert!(serde_json::from_str::<Record>(&unknown_kind).is_err());
     }
 }

@@ -187,6 +187,9 @@ pub trait Views: Send + Sync {
     /// it was stored.
     async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool>;
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>>;
+    /// Stores `view` whatever is stored: only for an operator's repair
+    /// (`verify --repair`), when the stored view is known to be wrong.
+    async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()>;
 }
 
 /// The three storage roles of one deployment, as the API and projector use

@@ -166,4 +166,9 @@ impl Views for MemoryStore {
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
         Ok(lock(&self.views).get(&event).cloned())
     }
+
+    async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
+        lock(&self.views).insert(event, view);
+        Ok(())
+    }
 }

@@ -4,7 +4,7 @@
 //! single transaction (group commit), then acknowledges each write after
 //! that transaction is durable (`synchronous=FULL`). One fsync then covers
 //! hundreds of votes, and a single writer also gives the log a commit order
-//! (the rowid), which lets the projector read incrementally without ever
+//! (`seq`), which lets the projector read incrementally without ever
 //! skipping a record. Reads use a small pool of read-only connections, which
 //! WAL lets run beside the writer: point reads (a key, the latest of a
 //! sequence) take microseconds and never wait for the writer, so they run
@@ -47,16 +47,21 @@ CREATE TABLE IF NOT EXISTS events (
     expires_at INTEGER NOT NULL,
     meta       TEXT NOT NULL
 );
--- seq is the commit order (single writer; AUTOINCREMENT never reuses).
+-- Clustered by event, in commit order: reading an event (a replay, a
+-- projection) is one sequential range scan. seq is assigned by the single
+-- writer from settings.next_seq, so it is the commit order.
 CREATE TABLE IF NOT EXISTS records (
-    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
     event TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
     key   TEXT NOT NULL,
     id    TEXT NOT NULL,
     body  TEXT NOT NULL,
-    UNIQUE (event, key)
-);
+    PRIMARY KEY (event, seq)
+) WITHOUT ROWID;
+-- A record's deterministic identity: stored once.
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_key ON records (event, key);
 CREATE INDEX IF NOT EXISTS records_by_id ON records (event, id);
+INSERT INTO settings (name, value) VALUES ('next_seq', '1') ON CONFLICT(name) DO NOTHING;
 CREATE TABLE IF NOT EXISTS views (
     event         TEXT PRIMARY KEY,
     records       INTEGER NOT NULL,
@@ -85,7 +90,13 @@ enum WriteOp {
     PutView {
         event: EventId,
         view: Arc<StoredView>,
+        /// Skip the guard (operator repair).
+        force: bool,
         reply: oneshot::Sender<StoreResult<bool>>,
+    },
+    PurgeExpired {
+        now: u64,
+        reply: oneshot::Sender<StoreResult<u64>>,
     },
 }
 
@@ -95,6 +106,7 @@ enum Done {
     AppendMany(oneshot::Sender<StoreResult<u64>>, u64),
     CreateEvent(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
     PutView(oneshot::Sender<StoreResult<bool>>, bool),
+    Purged(oneshot::Sender<StoreResult<u64>>, u64),
 }
 
 struct Inner {
@@ -160,6 +172,23 @@ impl SqliteStore {
             log: Arc::new(self.clone()),
             views: Arc::new(self.clone()),
         }
+    }
+
+    /// Deletes the records, views and directory entries of events expired
+    /// at `now` (retention); returns how many records went. Export an event
+    /// first to keep it.
+    pub async fn purge_expired(&self, now: u64) -> StoreResult<u64> {
+        let purged = self
+            .write(|reply| WriteOp::PurgeExpired { now, reply })
+            .await?;
+        let live: std::collections::HashSet<EventId> =
+            self.list().await?.into_iter().map(|m| m.id).collect();
+        self.inner
+            .views
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|e, _| live.contains(e));
+        Ok(purged)
     }
 
     /// A random salt created with the database, for hashing client addresses.
@@ -262,6 +291,19 @@ fn load_or_create_salt(conn: &mut Connection) -> StoreResult<Vec<u8>> {
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The next commit-order number. Numbers of a failed batch are skipped,
+    // never reused out of order; gaps are harmless.
+    let mut next_seq: i64 = match conn.query_row(
+        "SELECT value FROM settings WHERE name = 'next_seq'",
+        [],
+        |r| r.get::<_, String>(0),
+    ) {
+        Ok(v) => v.parse().unwrap_or(1),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the commit counter; the writer stops");
+            return;
+        }
+    };
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -270,7 +312,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        match run_batch(&mut conn, &mut batch) {
+        match run_batch(&mut conn, &mut batch, &mut next_seq) {
             Ok(done) => {
                 for d in done {
                     // A caller that gave up waiting is no error of ours.
@@ -279,6 +321,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
                         Done::AppendMany(tx, v) => tx.send(Ok(v)).map_err(drop),
                         Done::CreateEvent(tx, v) => tx.send(v).map_err(drop),
                         Done::PutView(tx, v) => tx.send(Ok(v)).map_err(drop),
+                        Done::Purged(tx, v) => tx.send(Ok(v)).map_err(drop),
                     };
                 }
             }
@@ -291,6 +334,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
                         WriteOp::AppendMany { reply, .. } => reply.send(Err(err())).map_err(drop),
                         WriteOp::CreateEvent { reply, .. } => reply.send(Err(err())).map_err(drop),
                         WriteOp::PutView { reply, .. } => reply.send(Err(err())).map_err(drop),
+                        WriteOp::PurgeExpired { reply, .. } => reply.send(Err(err())).map_err(drop),
                     };
                 }
             }
@@ -302,16 +346,21 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
 /// Runs every op of `batch` in one transaction. On success the ops are
 /// consumed into their outcomes; on failure the batch is left for the caller
 /// to fail.
-fn run_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> rusqlite::Result<Vec<Done>> {
+fn run_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<WriteOp>,
+    next_seq: &mut i64,
+) -> rusqlite::Result<Vec<Done>> {
     let tx = conn.transaction()?;
+    let first_seq = *next_seq;
     let mut outcomes = Vec::with_capacity(batch.len());
     for op in batch.iter() {
         outcomes.push(match op {
-            WriteOp::Append { event, record, .. } => Some(OpOutcome::Append(insert_record(&tx, *event, record)?)),
+            WriteOp::Append { event, record, .. } => Some(OpOutcome::Append(insert_record(&tx, *event, record, next_seq)?)),
             WriteOp::AppendMany { event, records, .. } => {
                 let mut inserted = 0;
                 for r in records {
-                    if insert_record(&tx, *event, r)? == Appended::Inserted {
+                    if insert_record(&tx, *event, r, next_seq)? == Appended::Inserted {
                         inserted += 1;
                     }
                 }
@@ -324,7 +373,7 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> rusqlite::Resul
                     .execute(params![meta.id.to_string(), meta.expires_at as i64, json])?;
                 Some(OpOutcome::Created(n == 1))
             }
-            WriteOp::PutView { event, view, .. } => {
+            WriteOp::PutView { event, view, force, .. } => {
                 let n = tx
                     .prepare_cached(
                         "INSERT INTO views (event, records, guest, guest_version, host, host_version)
@@ -332,7 +381,7 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> rusqlite::Resul
                          ON CONFLICT(event) DO UPDATE SET
                            records = excluded.records, guest = excluded.guest, guest_version = excluded.guest_version,
                            host = excluded.host, host_version = excluded.host_version
-                         WHERE excluded.records >= views.records",
+                         WHERE excluded.records >= views.records OR ?7",
                     )?
                     .execute(params![
                         event.to_string(),
@@ -340,11 +389,24 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> rusqlite::Resul
                         view.guest.json,
                         view.guest.version,
                         view.host.json,
-                        view.host.version
+                        view.host.version,
+                        force
                     ])?;
                 Some(OpOutcome::ViewStored(n == 1))
             }
+            WriteOp::PurgeExpired { now, .. } => {
+                let now = i64::try_from(*now).unwrap_or(i64::MAX);
+                let expired = "SELECT id FROM events WHERE expires_at <= ?1";
+                let records = tx.execute(&format!("DELETE FROM records WHERE event IN ({expired})"), params![now])?;
+                tx.execute(&format!("DELETE FROM views WHERE event IN ({expired})"), params![now])?;
+                tx.execute("DELETE FROM events WHERE expires_at <= ?1", params![now])?;
+                Some(OpOutcome::Purged(records as u64))
+            }
         });
+    }
+    if *next_seq != first_seq {
+        tx.prepare_cached("UPDATE settings SET value = ?1 WHERE name = 'next_seq'")?
+            .execute(params![next_seq.to_string()])?;
     }
     tx.commit()?;
     Ok(batch
@@ -368,6 +430,9 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> rusqlite::Resul
             (WriteOp::PutView { reply, .. }, Some(OpOutcome::ViewStored(s))) => {
                 Done::PutView(reply, s)
             }
+            (WriteOp::PurgeExpired { reply, .. }, Some(OpOutcome::Purged(n))) => {
+                Done::Purged(reply, n)
+            }
             _ => unreachable!("each op produces the outcome of its own kind"),
         })
         .collect())
@@ -378,20 +443,25 @@ enum OpOutcome {
     AppendMany(u64),
     Created(bool),
     ViewStored(bool),
+    Purged(u64),
 }
 
 fn insert_record(
     tx: &rusqlite::Transaction<'_>,
     event: EventId,
     record: &Record,
+    next_seq: &mut i64,
 ) -> rusqlite::Result<Appended> {
     let key = record.key();
     let body = serde_json::to_string(record).expect("records serialize");
     let event = event.to_string();
     let inserted = tx
-        .prepare_cached("INSERT INTO records (event, key, id, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(event, key) DO NOTHING")?
-        .execute(params![event, key.as_str(), record.id.to_string(), body])?;
+        .prepare_cached(
+            "INSERT INTO records (event, seq, key, id, body) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(event, key) DO NOTHING",
+        )?
+        .execute(params![event, *next_seq, key.as_str(), record.id.to_string(), body])?;
     if inserted == 1 {
+        *next_seq += 1;
         return Ok(Appended::Inserted);
     }
     let existing: String = tx
@@ -525,15 +595,12 @@ impl Log for SqliteStore {
         cursor: LogCursor,
     ) -> StoreResult<Option<(Vec<Record>, LogCursor)>> {
         self.read(move |c| {
-            // From the start: the event's own index. Afterwards: the rowid
-            // range past the cursor (NOT INDEXED keeps the planner from
-            // scanning the whole event through the (event, key) index).
-            let sql = if cursor.0 == 0 {
-                "SELECT seq, body FROM records WHERE event = ?2 AND seq > ?1"
-            } else {
-                "SELECT seq, body FROM records NOT INDEXED WHERE seq > ?1 AND event = ?2"
-            };
-            let mut stmt = c.prepare_cached(sql).map_err(unavailable)?;
+            // A range of the (event, seq) primary key.
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT seq, body FROM records WHERE event = ?2 AND seq > ?1 ORDER BY seq",
+                )
+                .map_err(unavailable)?;
             let rows = stmt
                 .query_map(params![cursor.0 as i64, log.event.to_string()], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
@@ -573,8 +640,29 @@ impl Views for SqliteStore {
                 }
             }
         }
-        self.write(|reply| WriteOp::PutView { event, view, reply })
-            .await
+        self.write(|reply| WriteOp::PutView {
+            event,
+            view,
+            force: false,
+            reply,
+        })
+        .await
+    }
+
+    async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
+        self.inner
+            .views
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(event, view.clone());
+        self.write(|reply| WriteOp::PutView {
+            event,
+            view,
+            force: true,
+            reply,
+        })
+        .await
+        .map(drop)
     }
 
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {

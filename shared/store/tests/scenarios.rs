@@ -357,3 +357,27 @@ async fn sqlite_keeps_records_and_views_across_reopen() {
     );
     assert!(store.directory.get(log.event).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn sqlite_purges_only_expired_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path()).unwrap();
+    let store = sqlite.store();
+    let (old, live) = (event(1), event(2));
+    let mut expired = meta(old);
+    expired.expires_at = 1_000;
+    let mut current = meta(live);
+    current.expires_at = 10_000;
+    for (log, m) in [(old, &expired), (live, &current)] {
+        store.directory.create(m).await.unwrap();
+        store.log.append(log, vote(log, 1, 1, 1, 1)).await.unwrap();
+        store.views.put(log.event, view(1)).await.unwrap();
+    }
+    assert_eq!(sqlite.purge_expired(5_000).await.unwrap(), 1);
+    assert!(store.directory.get(old.event).await.unwrap().is_none());
+    assert!(store.log.read_event(old).await.unwrap().is_empty());
+    assert!(store.views.get(old.event).await.unwrap().is_none());
+    assert!(store.directory.get(live.event).await.unwrap().is_some());
+    assert_eq!(store.log.read_event(live).await.unwrap().len(), 1);
+    assert!(store.views.get(live.event).await.unwrap().is_some());
+}

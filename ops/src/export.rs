@@ -1,0 +1,242 @@
+//! Export and import of an event's log as JSON lines, chained by hashes.
+//!
+//! Format (version 1), one JSON object per line:
+//!
+//! ```text
+//! {"type":"header","format":"openfloor-export","version":1,"event":{…directory entry…},"prev":"…"}
+//! {"type":"record","record":{…record…},"prev":"…"}        (one per record, in record-id order)
+//! {"type":"end","records":N,"prev":"…"}
+//! ```
+//!
+//! `prev` chains the lines: on the header it is SHA-256 of `openfloor-export
+//! v1`; on every later line it is SHA-256 of the previous line's `prev`, a
+//! newline, and the previous line's exact bytes. It is computed over bytes
+//! as written, so checking needs no canonical JSON. A changed, dropped or
+//! reordered line breaks the chain at the next line; a truncated file lacks
+//! its `end` line (or its count). The directory entry carries the secret's
+//! hash, never the secret, so the host link keeps working after an import.
+
+use std::io::{BufRead, Write};
+
+use openfloor_domain::ids::hex_lower;
+use openfloor_domain::record::Record;
+use openfloor_store::{EventMeta, Store};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const FORMAT: &str = "openfloor-export";
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Line {
+    Header {
+        format: String,
+        version: u32,
+        event: EventMeta,
+        prev: String,
+    },
+    Record {
+        record: Record,
+        prev: String,
+    },
+    End {
+        records: u64,
+        prev: String,
+    },
+}
+
+fn genesis() -> String {
+    hex_lower(&Sha256::digest(b"openfloor-export v1"))
+}
+
+fn chain(prev: &str, line: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(line);
+    hex_lower(&h.finalize())
+}
+
+/// Writes `meta` and `records` (sorted here by record id) as an export.
+pub fn write_export(
+    meta: &EventMeta,
+    records: &mut [Record],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    records.sort_by_key(|r| r.id);
+    let mut prev = genesis();
+    let mut emit = |line: &Line, prev: &mut String| -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+        out.write_all(&bytes)?;
+        out.write_all(b"\n")?;
+        *prev = chain(prev, &bytes);
+        Ok(())
+    };
+    let header = Line::Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        event: meta.clone(),
+        prev: prev.clone(),
+    };
+    emit(&header, &mut prev)?;
+    for record in records.iter() {
+        let line = Line::Record {
+            record: record.clone(),
+            prev: prev.clone(),
+        };
+        emit(&line, &mut prev)?;
+    }
+    let end = Line::End {
+        records: records.len() as u64,
+        prev: prev.clone(),
+    };
+    emit(&end, &mut prev)?;
+    out.flush()
+}
+
+/// Why an export was refused, naming the line (1-based).
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ExportError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// A checked export.
+#[derive(Debug)]
+pub struct Export {
+    pub event: EventMeta,
+    pub records: Vec<Record>,
+}
+
+/// Reads and checks an export completely; nothing is returned unless every
+/// line is intact and the file is whole.
+pub fn read_export(input: impl BufRead) -> Result<Export, ExportError> {
+    let mut prev = genesis();
+    let mut event: Option<EventMeta> = None;
+    let mut records = Vec::new();
+    let mut ended = false;
+    let mut last_line = 0;
+    for (i, raw) in input.split(b'\n').enumerate() {
+        let n = i + 1;
+        let err = |message: String| ExportError { line: n, message };
+        let raw = raw.map_err(|e| err(format!("cannot read: {e}")))?;
+        if raw.is_empty() {
+            continue;
+        }
+        last_line = n;
+        if ended {
+            return Err(err("content after the end line".into()));
+        }
+        let line: Line = serde_json::from_slice(&raw)
+            .map_err(|e| err(format!("not a valid export line: {e}")))?;
+        let claimed = match &line {
+            Line::Header { prev, .. } | Line::Record { prev, .. } | Line::End { prev, .. } => prev,
+        };
+        if *claimed != prev {
+            return Err(err(if n == 1 {
+                "the header's hash is wrong: the header was changed".into()
+            } else {
+                format!("the hash chain breaks here: line {} was changed, or a line before this one was removed or reordered", n - 1)
+            }));
+        }
+        match line {
+            Line::Header {
+                format,
+                version,
+                event: e,
+                ..
+            } => {
+                if n != 1 || event.is_some() {
+                    return Err(err("a header may only be the first line".into()));
+                }
+                if format != FORMAT || version != VERSION {
+                    return Err(err(format!("unsupported export {format:?} version {version} (this reads {FORMAT} version {VERSION})")));
+                }
+                event = Some(e);
+            }
+            Line::Record { record, .. } => {
+                let Some(e) = &event else {
+                    return Err(err("a record before the header".into()));
+                };
+                if record.event != e.id {
+                    return Err(err(format!(
+                        "a record of event {} in the export of event {}",
+                        record.event, e.id
+                    )));
+                }
+                record.check().map_err(err)?;
+                records.push(record);
+            }
+            Line::End { records: count, .. } => {
+                if event.is_none() {
+                    return Err(err("the end line before the header".into()));
+                }
+                if count != records.len() as u64 {
+                    return Err(err(format!(
+                        "the end line counts {count} records but {} came before it",
+                        records.len()
+                    )));
+                }
+                ended = true;
+            }
+        }
+        prev = chain(&prev, &raw);
+    }
+    let Some(event) = event else {
+        return Err(ExportError {
+            line: 1,
+            message: "empty: no header".into(),
+        });
+    };
+    if !ended {
+        return Err(ExportError {
+            line: last_line + 1,
+            message: "the export ends without its end line: it was truncated".into(),
+        });
+    }
+    Ok(Export { event, records })
+}
+
+/// What an import did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Imported {
+    pub event: openfloor_domain::ids::EventId,
+    pub records: u64,
+    /// Records that were not in the store before.
+    pub new_records: u64,
+    pub created_event: bool,
+}
+
+/// Imports a checked export. Idempotent: records are stored under their
+/// deterministic keys, so importing twice changes nothing.
+pub async fn import(store: &Store, export: Export) -> anyhow::Result<Imported> {
+    let meta = export.event;
+    let created_event = match store.directory.get(meta.id).await? {
+        Some(existing) if existing == meta => false,
+        Some(_) => anyhow::bail!(
+            "event {} exists here with a different directory entry; not importing over it",
+            meta.id
+        ),
+        None => {
+            store.directory.create(&meta).await?;
+            true
+        }
+    };
+    let records = export.records.len() as u64;
+    let mut new_records = 0;
+    // Commit in chunks: bounded memory per transaction, few fsyncs.
+    let mut remaining = export.records;
+    while !remaining.is_empty() {
+        let rest = remaining.split_off(remaining.len().min(10_000));
+        new_records += store.log.append_batch(meta.log(), remaining).await?;
+        remaining = rest;
+    }
+    Ok(Imported {
+        event: meta.id,
+        records,
+        new_records,
+        created_event,
+    })
+}

@@ -1,0 +1,272 @@
+//! Replay, verify and export/import against the SQLite store.
+
+use std::sync::Arc;
+
+use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
+use openfloor_domain::input::{QuestionText, Title};
+use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::secret::HostSecret;
+use openfloor_ops::export::{import, read_export, write_export};
+use openfloor_ops::replay::{replay_records, verify_event};
+use openfloor_projector::Projector;
+use openfloor_store::sqlite::SqliteStore;
+use openfloor_store::{EventMeta, Store, StoredView};
+use ulid::Ulid;
+
+const T0: u64 = 1_790_000_000_000;
+
+fn meta() -> EventMeta {
+    EventMeta {
+        id: EventId::from_ulid(Ulid::from_parts(T0, 1)),
+        title: Title::parse("Ops").unwrap(),
+        region: "local".into(),
+        shards: 1,
+        secret_hash: HostSecret::generate().hash(),
+        created_at: T0,
+        expires_at: u64::MAX,
+    }
+}
+
+/// A history with one record per millisecond: asks, votes, withdrawals,
+/// hides, answers, a correction, closing.
+fn history(event: EventId) -> Vec<Record> {
+    let q = |i: u128| QuestionId::from_ulid(Ulid::from_parts(T0, 100 + i));
+    let v = |i: u64| VoterId::parse(&format!("{i:020x}")).unwrap();
+    let mut bodies = vec![RecordBody::EventCreated {
+        title: Title::parse("Ops").unwrap(),
+    }];
+    for i in 0..4 {
+        bodies.push(RecordBody::QuestionAsked {
+            question: q(i),
+            asker: v(99),
+            text: QuestionText::parse(&format!("question {i}")).unwrap(),
+            author: None,
+        });
+    }
+    for voter in 0..6 {
+        bodies.push(RecordBody::Vote {
+            question: q(u128::from(voter % 3)),
+            voter: v(voter),
+            n: 1,
+        });
+    }
+    bodies.push(RecordBody::Vote {
+        question: q(0),
+        voter: v(0),
+        n: 2,
+    });
+    bodies.push(RecordBody::Hidden {
+        question: q(1),
+        n: 1,
+        value: true,
+    });
+    bodies.push(RecordBody::Answered {
+        question: q(2),
+        n: 1,
+        value: true,
+    });
+    bodies.push(RecordBody::TextCorrected {
+        question: q(3),
+        n: 1,
+        text: QuestionText::parse("question three").unwrap(),
+    });
+    bodies.push(RecordBody::Hidden {
+        question: q(1),
+        n: 2,
+        value: false,
+    });
+    bodies.push(RecordBody::Open { n: 1, value: false });
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| Record {
+            id: RecordId::from_ulid(Ulid::from_parts(T0 + i as u64, i as u128)),
+            event,
+            client: None,
+            body,
+        })
+        .collect()
+}
+
+async fn store_in(dir: &std::path::Path) -> Store {
+    SqliteStore::open(dir).unwrap().store()
+}
+
+/// Appends the history one record at a time, projecting after each, and
+/// returns the view the projector stored at every boundary.
+async fn live(store: &Store, meta: &EventMeta, records: &[Record]) -> Vec<Arc<StoredView>> {
+    store.directory.create(meta).await.unwrap();
+    let projector = Projector::new(store.clone());
+    let mut views = Vec::new();
+    for r in records {
+        store.log.append(meta.log(), r.clone()).await.unwrap();
+        projector.project(meta.id).await.unwrap();
+        views.push(store.views.get(meta.id).await.unwrap().unwrap());
+    }
+    views
+}
+
+#[tokio::test]
+async fn replay_at_every_record_boundary_equals_what_the_projector_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let meta = meta();
+    let records = history(meta.id);
+    let stored = live(&store, &meta, &records).await;
+    let logged = store.log.read_event(meta.log()).await.unwrap();
+    for (i, r) in records.iter().enumerate() {
+        let replayed = replay_records(meta.id, &logged, Some(r.at()));
+        assert_eq!(replayed, *stored[i], "boundary {i} ({:?})", r.body);
+    }
+    assert_eq!(
+        replay_records(meta.id, &logged, None),
+        **stored.last().unwrap()
+    );
+    assert_eq!(replay_records(meta.id, &logged, Some(T0 - 1)).records, 0);
+}
+
+#[tokio::test]
+async fn verify_detects_a_corrupted_view_and_a_missing_record_and_repairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let meta = meta();
+    live(&store, &meta, &history(meta.id)).await;
+    assert!(verify_event(&store, &meta, false)
+        .await
+        .unwrap()
+        .problems
+        .is_empty());
+
+    // A stored view whose vote count was tampered with.
+    let good = store.views.get(meta.id).await.unwrap().unwrap();
+    let mut bad = (*good).clone();
+    let text = String::from_utf8(bad.guest.json.clone()).unwrap();
+    assert!(text.contains(r#""votes":2"#));
+    bad.guest.json = text
+        .replacen(r#""votes":2"#, r#""votes":7"#, 1)
+        .into_bytes();
+    store.views.replace(meta.id, Arc::new(bad)).await.unwrap();
+    let v = verify_event(&store, &meta, false).await.unwrap();
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.contains("votes is 7 in the view, 2 from the log")),
+        "{:?}",
+        v.problems
+    );
+    let v = verify_event(&store, &meta, true).await.unwrap();
+    assert!(v.repaired);
+    assert!(verify_event(&store, &meta, false)
+        .await
+        .unwrap()
+        .problems
+        .is_empty());
+
+    // A record deleted from the log behind the store's back.
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("openfloor.sqlite3")).unwrap();
+    let deleted = conn
+        .execute("DELETE FROM records WHERE seq = (SELECT MAX(seq) FROM records WHERE body LIKE '%\"kind\":\"vote\"%')", [])
+        .unwrap();
+    assert_eq!(deleted, 1);
+    drop(conn);
+    let store = store_in(dir.path()).await;
+    let v = verify_event(&store, &meta, false).await.unwrap();
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.contains("records are missing from the log")),
+        "{:?}",
+        v.problems
+    );
+}
+
+async fn exported(store: &Store, meta: &EventMeta) -> Vec<u8> {
+    let mut records = store.log.read_event(meta.log()).await.unwrap();
+    let mut out = Vec::new();
+    write_export(meta, &mut records, &mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn export_then_import_elsewhere_replays_to_identical_views_and_is_idempotent() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = store_in(a.path()).await;
+    let meta = meta();
+    let stored = live(&source, &meta, &history(meta.id)).await;
+    let file = exported(&source, &meta).await;
+
+    let target = store_in(b.path()).await;
+    let first = import(&target, read_export(&file[..]).unwrap())
+        .await
+        .unwrap();
+    assert!(first.created_event);
+    assert_eq!(first.new_records, first.records);
+    let again = import(&target, read_export(&file[..]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again.new_records, 0);
+    assert!(!again.created_event);
+
+    let replayed = replay_records(
+        meta.id,
+        &target.log.read_event(meta.log()).await.unwrap(),
+        None,
+    );
+    assert_eq!(replayed, **stored.last().unwrap(), "byte-identical views");
+    assert_eq!(
+        target.directory.get(meta.id).await.unwrap(),
+        Some(meta.clone())
+    );
+    // Exporting the import gives the same file.
+    assert_eq!(exported(&target, &meta).await, file);
+}
+
+#[tokio::test]
+async fn a_damaged_export_is_rejected_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let meta = meta();
+    live(&store, &meta, &history(meta.id)).await;
+    let file = String::from_utf8(exported(&store, &meta).await).unwrap();
+    let lines: Vec<&str> = file.lines().collect();
+    assert!(read_export(file.as_bytes()).is_ok());
+
+    // A flipped byte inside line 5's text.
+    let mut flipped = lines.clone();
+    let changed = lines[4].replacen(r#""text":"question"#, r#""text":"questiom"#, 1);
+    assert_ne!(changed, lines[4]);
+    flipped[4] = &changed;
+    let err = read_export(flipped.join("\n").as_bytes()).unwrap_err();
+    assert_eq!(err.line, 6, "{err}");
+    assert!(err.to_string().contains("line 5 was changed"), "{err}");
+
+    // A dropped line.
+    let mut dropped = lines.clone();
+    dropped.remove(7);
+    let err = read_export(dropped.join("\n").as_bytes()).unwrap_err();
+    assert_eq!(err.line, 8, "{err}");
+
+    // Truncated: the end line is gone.
+    let err = read_export(lines[..lines.len() - 1].join("\n").as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    // Garbage in a line.
+    let mut garbage = lines.clone();
+    garbage[2] = "{not json";
+    let err = read_export(garbage.join("\n").as_bytes()).unwrap_err();
+    assert_eq!(err.line, 3);
+
+    // A flipped bit anywhere is caught (each byte in turn, on a small file).
+    for i in 0..file.len() {
+        let mut bytes = file.clone().into_bytes();
+        if bytes[i] == b'\n' {
+            continue;
+        }
+        bytes[i] ^= 0x01;
+        assert!(
+            read_export(&bytes[..]).is_err(),
+            "flipping byte {i} went unnoticed"
+        );
+    }
+}
