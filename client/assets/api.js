@@ -1,1 +1,123 @@
-// placeholder until the web client lands
+// Shared by the pages: HTTP with retries, client-minted ids, safe DOM.
+
+/** An answer from the API: status, parsed JSON body (or null), headers. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code ?? 'http_error';
+  }
+}
+
+/** True for failures worth retrying: the network, 429 and 503. */
+export function retryable(error) {
+  return !(error instanceof ApiError) || error.status === 429 || error.status === 503;
+}
+
+/**
+ * One request. `secret` goes in the Authorization header (never the URL);
+ * `etag` makes a conditional GET (a 304 answers `{notModified: true}`).
+ */
+export async function request(method, path, { body, secret, etag } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (secret) headers['Authorization'] = `Bearer ${secret}`;
+  if (etag) headers['If-None-Match'] = etag;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+    cache: 'no-cache',
+  });
+  if (response.status === 304) return { notModified: true, etag };
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  if (!response.ok) {
+    const error = new ApiError(response.status, json);
+    error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
+    throw error;
+  }
+  return { json, etag: response.headers.get('ETag'), status: response.status };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `attempt` until it succeeds, retrying retryable failures with
+ * exponential backoff (honouring Retry-After) up to `tries` times.
+ * `onRetry(error, waitMs, tryNumber)` lets the page say what is happening.
+ */
+export async function withRetry(attempt, { tries = 4, onRetry = () => {} } = {}) {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (i >= tries || !retryable(error)) throw error;
+      const wait = Math.max((error.retryAfter || 0) * 1000, 500 * 2 ** (i - 1));
+      onRetry(error, wait, i);
+      await sleep(wait);
+    }
+  }
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** A ULID: 48 bits of milliseconds, 80 random bits, Crockford base32. */
+export function ulid(now = Date.now()) {
+  let time = '';
+  for (let i = 0, t = now; i < 10; i++, t = Math.floor(t / 32)) time = CROCKFORD[t % 32] + time;
+  const random = new Uint8Array(16);
+  crypto.getRandomValues(random);
+  let rest = '';
+  for (let i = 0; i < 16; i++) rest += CROCKFORD[random[i] % 32];
+  return time + rest;
+}
+
+/**
+ * Builds an element. Children that are strings become text nodes, so user
+ * text is never parsed as HTML.
+ */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'class') node.className = value;
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child);
+  }
+  return node;
+}
+
+/** "just now", "5 s ago", "3 min ago". */
+export function ago(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 2) return 'just now';
+  if (s < 90) return `${s} s ago`;
+  return `${Math.round(s / 60)} min ago`;
+}
+
+/** Reads and writes a JSON value in localStorage, tolerating a full or disabled store. */
+export const stored = {
+  get(key, fallback) {
+    try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch { return fallback; }
+  },
+  set(key, value) {
+    try { localStorage.setItem(key, JSON.stringify(value)); } catch { /* private mode: keep going */ }
+  },
+};
+
+/** "vote" or "votes", as `n` needs. */
+export function voteWord(n) {
+  return n === 1 ? 'vote' : 'votes';
+}
+
+/** "1 vote", "2 votes". */
+export function votesLabel(n) {
+  return `${n} ${voteWord(n)}`;
+}

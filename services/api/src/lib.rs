@@ -57,6 +57,7 @@ pub fn router(app: AppState) -> Router {
         .route("/event/{eid}", get(client::event_page))
         .route("/event/{eid}/host", get(client::event_page))
         .route("/assets/{build}/{name}", get(client::asset))
+        .route("/api/qr", get(client::qr))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

@@ -35,7 +35,6 @@ const ASSETS: &[Asset] = &[
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("home.js", "text/javascript; charset=utf-8"),
     asset!("event.js", "text/javascript; charset=utf-8"),
-    asset!("qr.js", "text/javascript; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];
 
@@ -128,4 +127,45 @@ pub async fn asset(Path((build, name)): Path<(String, String)>, headers: HeaderM
         h.insert(header::ETAG, v);
     }
     r
+}
+
+#[derive(serde::Deserialize)]
+pub struct QrQuery {
+    text: String,
+}
+
+/// Longest text encoded: a share link is far shorter; this bounds the work.
+const MAX_QR_TEXT: usize = 512;
+
+/// A QR code (SVG) of `text`, for projecting the guest link on a screen.
+/// Made here, so the page needs no outside service.
+pub async fn qr(
+    query: Result<axum::extract::Query<QrQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(QrQuery { text }) =
+        query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if text.is_empty() || text.len() > MAX_QR_TEXT {
+        return Err(ApiError::BadRequest(format!(
+            "text must be 1 to {MAX_QR_TEXT} bytes"
+        )));
+    }
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| ApiError::BadRequest(format!("cannot encode: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .quiet_zone(true)
+        .build();
+    let mut r = Response::new(Body::from(svg));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    // The same text always gives the same picture.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    Ok(r)
 }

@@ -48,3 +48,28 @@ async fn health_and_the_web_client_are_served() {
         );
     }
 }
+
+#[tokio::test]
+async fn qr_codes_are_made_here_and_bounded() {
+    let app = spawn_app().await;
+    let r =
+        app.client
+            .get(app.url(
+                "/api/qr?text=http%3A%2F%2F127.0.0.1%3A3000%2Fevent%2F01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            ))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(r.text().await.unwrap().starts_with("<?xml"));
+    for query in ["", "?text=", &format!("?text={}", "x".repeat(600))] {
+        let r = app
+            .client
+            .get(app.url(&format!("/api/qr{query}")))
+            .send()
+            .await
+            .unwrap();
+        crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+}

@@ -1,0 +1,213 @@
+// Browser end-to-end tests of the web client, in Debian's Chromium driven by
+// playwright-core, against a freshly started openfloor server.
+//
+// Needs the debug binary (cargo build) and /usr/bin/chromium; scripts/test
+// provides both. Screenshots go to test-artifacts/ at the repository root.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const artifacts = join(root, 'test-artifacts');
+const binary = process.env.OPENFLOOR_BIN ?? join(root, 'target', 'debug', 'openfloor');
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+let server;
+let base;
+let data;
+let browser;
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  data = mkdtempSync(join(tmpdir(), 'openfloor-e2e-'));
+  server = spawn(binary, ['--listen', '127.0.0.1:0', '--data', data], {
+    env: { ...process.env, OPENFLOOR_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const firstLine = await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    createInterface({ input: server.stdout }).once('line', resolve);
+  });
+  base = firstLine.replace('openfloor listening on ', '').trim();
+  assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  rmSync(data, { recursive: true, force: true });
+});
+
+/** Creates an event through the home page; returns its links. */
+async function createEvent(title) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(base);
+  await page.getByLabel('Event title').fill(title);
+  await page.getByRole('button', { name: 'Create event' }).click();
+  await page.locator('#created').waitFor({ state: 'visible' });
+  const guest = await page.locator('#guest-link').textContent();
+  const host = await page.locator('#host-link').textContent();
+  return { context, page, guest, host };
+}
+
+/** A page that fails the test if any dialog (alert) opens. */
+async function guestPage(url, options = PHONE) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  page.on('dialog', (d) => { throw new Error(`unexpected dialog: ${d.message()}`); });
+  await page.goto(url);
+  return { context, page };
+}
+
+async function ask(page, text) {
+  await page.getByLabel('Your question').fill(text);
+  await page.getByRole('button', { name: 'Ask' }).click();
+}
+
+const item = (page, list, text) => page.locator(`#${list} li`, { hasText: text });
+
+test('a whole Q&A session: create, share, ask, vote, hide, answer, close', async () => {
+  const home = await createEvent('Town hall');
+  assert.match(home.guest, /\/event\/[0-9A-Z]{26}$/);
+  assert.match(home.host, /\/event\/[0-9A-Z]{26}\/host#[0-9a-f]{40}$/);
+  await home.page.locator('#qr').evaluate((img) => img.decode());
+  assert.ok(await home.page.locator('#qr').evaluate((img) => img.naturalWidth >= 100), 'the QR code renders');
+  assert.match(await home.page.locator('.warning').textContent(), /only key to the host view/);
+  await home.page.screenshot({ path: join(artifacts, 'home.png'), fullPage: true });
+
+  const host = await guestPage(home.host, { viewport: { width: 1280, height: 900 } });
+  const guest = await guestPage(home.guest);
+  await assertText(guest.page.locator('#title'), 'Town hall');
+
+  await ask(guest.page, 'Will the slides be shared?');
+  await ask(guest.page, 'What is the roadmap for next year?');
+  await ask(guest.page, 'Can we talk about lunch?');
+  await item(guest.page, 'questions', 'roadmap').getByRole('button', { name: /Upvote/ }).click();
+  await assertText(item(guest.page, 'questions', 'roadmap').locator('.vote'), '1');
+
+  // The host sees the question and its vote within two seconds.
+  const started = Date.now();
+  await item(host.page, 'questions', 'roadmap').locator('.vote .n', { hasText: '1' }).waitFor({ timeout: 2000 });
+  assert.ok(Date.now() - started <= 2000);
+  // The guest's vote button says it was this browser that voted.
+  assert.equal(await item(guest.page, 'questions', 'roadmap').getByRole('button', { name: /Remove your vote/ }).getAttribute('aria-pressed'), 'true');
+
+  // Hide: gone for the guest, flagged for the host.
+  await item(host.page, 'questions', 'lunch').getByRole('button', { name: 'Hide' }).click();
+  await item(guest.page, 'questions', 'lunch').waitFor({ state: 'detached', timeout: 3000 });
+  await item(host.page, 'questions', 'lunch').getByText('hidden from guests').waitFor();
+
+  // Answer: moves to the answered list on both pages.
+  await item(host.page, 'questions', 'slides').getByRole('button', { name: 'Mark answered' }).click();
+  await item(guest.page, 'answered', 'slides').waitFor({ timeout: 3000 });
+  await item(host.page, 'answered', 'slides').waitFor({ timeout: 3000 });
+  assert.equal(await item(guest.page, 'questions', 'slides').count(), 0);
+
+  // Presenter mode shows the top question large.
+  await host.page.getByRole('button', { name: 'Presenter mode' }).click();
+  await assertText(host.page.locator('#presenter-now'), 'What is the roadmap for next year?');
+  await host.page.screenshot({ path: join(artifacts, 'presenter.png') });
+  await host.page.getByRole('button', { name: 'Exit presenter mode' }).click();
+
+  await guest.page.screenshot({ path: join(artifacts, 'guest-phone.png'), fullPage: true });
+  await host.page.screenshot({ path: join(artifacts, 'host.png'), fullPage: true });
+
+  // Closing disables asking on the guest page.
+  await host.page.getByRole('button', { name: 'Close to new questions' }).click();
+  await guest.page.locator('#closed-note').waitFor({ state: 'visible', timeout: 3000 });
+  assert.equal(await guest.page.locator('#ask').isVisible(), false);
+  await guest.page.screenshot({ path: join(artifacts, 'guest-closed.png'), fullPage: true });
+
+  for (const c of [home.context, host.context, guest.context]) await c.close();
+});
+
+test('question text is shown as text and never runs as HTML', async () => {
+  const home = await createEvent('XSS');
+  const guest = await guestPage(home.guest);
+  const attack = '<img src=x onerror=alert(1)>';
+  await ask(guest.page, attack);
+  await item(guest.page, 'questions', attack).locator('.badge').waitFor({ state: 'detached', timeout: 3000 });
+  assert.equal(await item(guest.page, 'questions', attack).locator('.text').textContent(), attack);
+  assert.equal(await guest.page.locator('#questions img').count(), 0, 'no element was created from the text');
+  const host = await guestPage(home.host);
+  await item(host.page, 'questions', attack).waitFor();
+  assert.equal(await host.page.locator('#questions img').count(), 0);
+  for (const c of [home.context, host.context, guest.context]) await c.close();
+});
+
+test('an own question shows at once as pending, and only once after the view has it', async () => {
+  const home = await createEvent('Pending');
+  const guest = await guestPage(home.guest);
+  // Hold the view still (serve the old one) while the question is asked.
+  let frozen = null;
+  await guest.page.route('**/api/events/*/questions', async (route) => {
+    if (route.request().method() !== 'GET' || frozen === false) return route.continue();
+    if (frozen === null) {
+      const response = await route.fetch();
+      frozen = { body: await response.text(), headers: response.headers() };
+    }
+    return route.fulfill({ status: 200, body: frozen.body, headers: { ...frozen.headers, etag: '"frozen"' } });
+  });
+  await guest.page.reload();
+  await ask(guest.page, 'Is my question safe?');
+  const mine = item(guest.page, 'questions', 'Is my question safe?');
+  await mine.getByText('pending').waitFor({ timeout: 2000 });
+  await guest.page.screenshot({ path: join(artifacts, 'guest-pending.png'), fullPage: true });
+  // Survives a reload while the view still lacks it.
+  await guest.page.reload();
+  await mine.getByText('pending').waitFor({ timeout: 2000 });
+  frozen = false;
+  await mine.locator('.badge').waitFor({ state: 'detached', timeout: 4000 });
+  await guest.page.waitForTimeout(1500);
+  assert.equal(await mine.count(), 1, 'not duplicated');
+  const served = await (await fetch(`${base}/api/events/${home.guest.split('/').pop()}/questions`)).json();
+  assert.equal(served.questions.filter((q) => q.text === 'Is my question safe?').length, 1, 'stored once');
+  for (const c of [home.context, guest.context]) await c.close();
+});
+
+test('an unknown event and a wrong host link say so plainly', async () => {
+  const unknown = await guestPage(`${base}/event/01ARZ3NDEKTSV4RRFFQ69G5FAV`);
+  await unknown.page.getByText('does not exist or has expired').waitFor({ timeout: 3000 });
+  const home = await createEvent('Wrong key');
+  const wrong = await guestPage(home.host.replace(/#.*/, '#not-the-secret'));
+  await wrong.page.getByText('host link is not valid').waitFor({ timeout: 3000 });
+  for (const c of [unknown.context, home.context, wrong.context]) await c.close();
+});
+
+test('the character count follows the limit and keyboard users can ask', async () => {
+  const home = await createEvent('Keyboard');
+  const guest = await guestPage(home.guest, { viewport: { width: 1024, height: 768 } });
+  await guest.page.getByLabel('Your question').fill('x'.repeat(1001));
+  await assertText(guest.page.locator('#ask-count'), '1001 / 1000');
+  assert.equal(await guest.page.getByRole('button', { name: 'Ask' }).isDisabled(), true);
+  await guest.page.getByLabel('Your question').fill('Typed with a keyboard');
+  await guest.page.keyboard.press('Tab');
+  await guest.page.keyboard.type('Kim');
+  await guest.page.keyboard.press('Tab');
+  await guest.page.keyboard.press('Enter');
+  await item(guest.page, 'questions', 'Typed with a keyboard').getByText('— Kim').waitFor({ timeout: 3000 });
+  await home.context.close();
+  await guest.context.close();
+});
+
+/** Waits up to three seconds for `locator`'s text to contain `expected`. */
+async function assertText(locator, expected) {
+  for (let i = 0; i < 60; i++) {
+    if (((await locator.textContent()) ?? '').includes(expected)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`expected ${JSON.stringify(expected)} in ${JSON.stringify(await locator.textContent())}`);
+}
