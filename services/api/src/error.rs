@@ -81,7 +81,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%error, "storage unavailable");
                 ApiError::Unavailable
             }
-            StoreError::Corrupt(_) | StoreError::AlreadyExists(_) => {
+            StoreError::Corrupt(_) | StoreError::AlreadyExists(_) | StoreError::TooLarge(_) => {
                 tracing::error!(%error, "storage error");
                 ApiError::Internal
             }

@@ -264,17 +264,9 @@ impl Record {
     }
 
     /// Which of `shards` partitions the record is stored in (see
-    /// [`shard_of`]). A voter's votes share a shard, so "this voter's latest
-    /// toggle on this question" is one query; a question's host changes
-    /// share one too.
+    /// [`RecordKey::shard`]).
     pub fn shard(&self, shards: u16) -> u16 {
-        match self.sequence() {
-            Some(seq) => seq.shard(self.event, shards),
-            None => match self.question() {
-                Some(q) => shard_of(q.to_string().as_bytes(), shards),
-                None => shard_of(self.event.to_string().as_bytes(), shards),
-            },
-        }
+        self.key().shard(self.event, shards)
     }
 
     /// Whether the record is internally consistent: numbered records start
@@ -302,6 +294,25 @@ impl RecordKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Which of `shards` partitions this key lives in. Derived from the key
+    /// alone, so a point read knows where to look: a voter's votes share a
+    /// shard (one query finds "this voter's latest toggle on this
+    /// question"), a question's records share one, event-wide records use
+    /// the event's.
+    pub fn shard(&self, event: EventId, shards: u16) -> u16 {
+        let key = self.0.as_str();
+        let basis = match key.as_bytes().first() {
+            Some(b'V' | b'Q' | b'A' | b'H' | b'T') => {
+                key.get(2..).and_then(|rest| rest.split('#').next())
+            }
+            _ => None,
+        };
+        match basis {
+            Some(basis) if !basis.is_empty() => shard_of(basis.as_bytes(), shards),
+            _ => shard_of(event.to_string().as_bytes(), shards),
+        }
     }
 
     pub fn from_stored(s: String) -> Self {
@@ -347,13 +358,7 @@ impl Sequence {
 
     /// The shard all records of this sequence live in.
     pub fn shard(&self, event: EventId, shards: u16) -> u16 {
-        match self {
-            Sequence::Vote { voter, .. } => shard_of(voter.to_string().as_bytes(), shards),
-            Sequence::Answered(q) | Sequence::Hidden(q) | Sequence::Text(q) => {
-                shard_of(q.to_string().as_bytes(), shards)
-            }
-            Sequence::Open => shard_of(event.to_string().as_bytes(), shards),
-        }
+        RecordKey(self.prefix()).shard(event, shards)
     }
 }
 
@@ -410,6 +415,41 @@ mod tests {
         assert!(seq.key(9) < seq.key(10));
         assert!(seq.key(0xff) < seq.key(0x100));
         assert!(seq.key(1).as_str().starts_with(&seq.prefix()));
+    }
+
+    #[test]
+    fn a_sequence_and_all_its_records_share_a_shard() {
+        let q = QuestionId::from_ulid(Ulid::from_parts(1, 1));
+        let v = VoterId::parse("0123456789abcdef0123").unwrap();
+        for seq in [
+            Sequence::Vote {
+                voter: v,
+                question: q,
+            },
+            Sequence::Answered(q),
+            Sequence::Hidden(q),
+            Sequence::Text(q),
+            Sequence::Open,
+        ] {
+            for n in [1, 2, 300] {
+                assert_eq!(seq.key(n).shard(eid(), 16), seq.shard(eid(), 16), "{seq:?}");
+            }
+        }
+        assert_eq!(
+            RecordKey::question_asked(q).shard(eid(), 16),
+            Sequence::Hidden(q).shard(eid(), 16)
+        );
+        // Votes spread by voter, not by question.
+        let spread: std::collections::HashSet<u16> = (0..64u32)
+            .map(|i| {
+                Sequence::Vote {
+                    voter: VoterId::parse(&format!("{i:020x}")).unwrap(),
+                    question: q,
+                }
+                .shard(eid(), 8)
+            })
+            .collect();
+        assert!(spread.len() > 4, "{spread:?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use openfloor_domain::Millis;
 use serde::{Deserialize, Serialize};
 
 pub mod memory;
+pub mod scenarios;
 pub mod sqlite;
 pub mod trigger;
 
@@ -44,6 +45,9 @@ pub enum StoreError {
     /// slot already taken.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// An item would break a hard limit of the store (DynamoDB's 400 KB).
+    #[error("too large for the store: {0}")]
+    TooLarge(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -68,6 +72,7 @@ impl EventMeta {
         EventLog {
             event: self.id,
             shards: self.shards,
+            expires_at: self.expires_at,
         }
     }
 
@@ -76,11 +81,13 @@ impl EventMeta {
     }
 }
 
-/// The address of one event's log: its id and how many shards it spans.
+/// The address of one event's log: its id, how many shards it spans, and
+/// when its records expire (backends with TTL store it on each record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventLog {
     pub event: EventId,
     pub shards: u16,
+    pub expires_at: Millis,
 }
 
 /// What an append did.

@@ -1,0 +1,140 @@
+//! openfloor on AWS (DESIGN.md, "Storage roles", aws column):
+//!
+//! - [`dynamo`]: the directory (a global `events` table, written once per
+//!   event), the log (a regional records table; one event's records spread
+//!   over `{event}#{shard}` partitions; sort key = the record's deterministic
+//!   key, written with `attribute_not_exists`), and the views (a regional
+//!   table, written with a guard on how many records a view folds);
+//! - [`queue`]: the SQS projector queue (commands: project, verify, sweep;
+//!   a dead-letter queue behind it) and the trigger that nudges it;
+//! - [`handler`]: what the projector does with a batch of queue messages,
+//!   shared by the projector Lambda and the in-process poller.
+//!
+//! Nothing here needs to reach AWS: `endpoint_url` points it at a stand-in
+//! (moto's server) for development and tests.
+
+pub mod dynamo;
+pub mod handler;
+pub mod queue;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use openfloor_store::{Store, StoreError};
+
+/// Where openfloor's AWS resources are.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// The region this deployment serves (its home region for new events).
+    pub region: String,
+    /// A stand-in's endpoint (moto's server); `None` for AWS itself.
+    pub endpoint_url: Option<String>,
+    pub events_table: String,
+    pub records_table: String,
+    pub views_table: String,
+    pub queue_name: String,
+}
+
+impl AwsSettings {
+    /// The dead-letter queue's name: the queue's, with `-dlq`.
+    pub fn dlq_name(&self) -> String {
+        format!("{}-dlq", self.queue_name)
+    }
+}
+
+/// Connected clients plus the names of the resources.
+#[derive(Clone)]
+pub struct Aws {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub settings: AwsSettings,
+}
+
+/// How many times the SDK tries a call (with exponential backoff and
+/// jitter) before the failure reaches the API as a 503.
+const MAX_ATTEMPTS: u32 = 3;
+
+impl Aws {
+    /// Loads credentials the standard way (`AWS_*` variables, profiles,
+    /// instance roles). With a stand-in endpoint and no credentials in the
+    /// environment, uses static test credentials.
+    pub async fn connect(settings: AwsSettings) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "test",
+                    "test",
+                    None,
+                    None,
+                    "openfloor-stand-in",
+                ));
+            }
+        }
+        let config = loader.load().await;
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            settings,
+        }
+    }
+
+    /// The storage roles on DynamoDB.
+    pub fn store(&self) -> Store {
+        let store = std::sync::Arc::new(dynamo::DynamoStore::new(
+            self.dynamo.clone(),
+            &self.settings,
+        ));
+        Store {
+            directory: store.clone(),
+            log: store.clone(),
+            views: store,
+        }
+    }
+
+    /// Creates missing tables and queues (development and tests only: in
+    /// production the CloudFormation template in `ops/aws/` owns them).
+    pub async fn create_resources(&self) -> Result<(), StoreError> {
+        dynamo::create_tables(&self.dynamo, &self.settings).await?;
+        queue::create_queues(&self.sqs, &self.settings).await?;
+        Ok(())
+    }
+}
+
+/// Maps an SDK failure to the store's errors: throttling means "overloaded",
+/// anything else the SDK could not get through (after its retries) means
+/// "unavailable"; both become 503 with `Retry-After` at the API.
+pub(crate) fn sdk_error<E>(what: &str, error: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    let code = error.code().unwrap_or("").to_owned();
+    let message = format!(
+        "{what}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+    );
+    if matches!(
+        code.as_str(),
+        "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "ThrottledException"
+    ) {
+        tracing::warn!(%message, "throttled");
+        StoreError::Overloaded
+    } else {
+        StoreError::Unavailable(message)
+    }
+}

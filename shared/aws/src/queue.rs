@@ -1,0 +1,264 @@
+//! The SQS projector queue: commands for the projector, the trigger that
+//! sends them, and a poller for running the projector in-process.
+//!
+//! A message only says "event X has news" (or asks for a verify or a
+//! sweep); the records are the truth. A lost, duplicated or reordered
+//! message delays a view, never corrupts it, and the periodic sweep repairs
+//! a lost one. Poison messages go to the dead-letter queue after
+//! [`MAX_RECEIVES`] receives.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+use openfloor_domain::ids::EventId;
+use openfloor_store::{StoreError, StoreResult, Trigger};
+use serde::{Deserialize, Serialize};
+
+use crate::AwsSettings;
+
+/// SQS takes at most 10 entries per batch call (send, delete); the stand-in
+/// does not enforce it, so this code does.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+/// Receives before a message goes to the dead-letter queue.
+pub const MAX_RECEIVES: u32 = 3;
+/// How long notifications for one event are gathered into one message.
+const NOTIFY_COALESCE: Duration = Duration::from_millis(50);
+
+/// What the projector is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Re-project one event (it has new records).
+    Project { event: EventId },
+    /// Recompute one event's views from its log and report differences.
+    Verify { event: EventId },
+    /// Re-project every live event of this region (repairs lost nudges).
+    Sweep,
+}
+
+fn sqs_error<E>(what: &str, e: aws_sdk_sqs::error::SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Unavailable(format!(
+        "{what}: {}",
+        aws_sdk_sqs::error::DisplayErrorContext(&e)
+    ))
+}
+
+/// Creates the queue and its dead-letter queue if missing.
+pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResult<()> {
+    let dlq = client
+        .create_queue()
+        .queue_name(settings.dlq_name())
+        .send()
+        .await
+        .map_err(|e| sqs_error("create dead-letter queue", e))?;
+    let dlq_url = dlq.queue_url().unwrap_or_default().to_owned();
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sqs_error("read dead-letter queue", e))?;
+    let dlq_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string()});
+    client
+        .create_queue()
+        .queue_name(&settings.queue_name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        // Six times the projector's own timeout (AWS's guidance for Lambda).
+        .attributes(QueueAttributeName::VisibilityTimeout, "60")
+        .send()
+        .await
+        .map_err(|e| sqs_error("create queue", e))?;
+    Ok(())
+}
+
+/// The projector queue, resolved to its URL.
+#[derive(Clone)]
+pub struct Queue {
+    pub client: Client,
+    pub url: String,
+}
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub body: String,
+    pub receipt: String,
+}
+
+impl Queue {
+    pub async fn open(client: Client, name: &str) -> StoreResult<Self> {
+        let url = client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| sqs_error("find queue", e))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self { client, url })
+    }
+
+    /// Sends commands, at most [`MAX_BATCH_ENTRIES`] per call.
+    pub async fn send(&self, commands: &[Command]) -> StoreResult<()> {
+        for chunk in commands.chunks(MAX_BATCH_ENTRIES) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(c).expect("commands serialize"))
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| sqs_error("send commands", e))?;
+            if !out.failed().is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "{} commands were not queued",
+                    out.failed().len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one raw body (tests use it for poison messages).
+    pub async fn send_raw(&self, body: &str) -> StoreResult<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| sqs_error("send message", e))?;
+        Ok(())
+    }
+
+    /// Long-polls for up to 10 messages.
+    pub async fn receive(&self, wait: Duration) -> StoreResult<Vec<Message>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(MAX_BATCH_ENTRIES as i32)
+            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).min(20))
+            .send()
+            .await
+            .map_err(|e| sqs_error("receive", e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|m| Message {
+                id: m.message_id().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                receipt: m.receipt_handle().unwrap_or_default().to_owned(),
+            })
+            .collect())
+    }
+
+    /// Deletes handled messages, at most [`MAX_BATCH_ENTRIES`] per call.
+    pub async fn delete(&self, messages: &[&Message]) -> StoreResult<()> {
+        for chunk in messages.chunks(MAX_BATCH_ENTRIES) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&m.receipt)
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            self.client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| sqs_error("delete messages", e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes a failed message visible again after `after` (its retry).
+    pub async fn retry_later(&self, message: &Message, after: Duration) -> StoreResult<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(&message.receipt)
+            .visibility_timeout(i32::try_from(after.as_secs()).unwrap_or(0))
+            .send()
+            .await
+            .map_err(|e| sqs_error("change visibility", e))?;
+        Ok(())
+    }
+}
+
+/// The API's trigger on AWS: a `project` command per changed event,
+/// gathered over [`NOTIFY_COALESCE`] so a burst of votes sends one message.
+/// A write's notification either starts a gathering or joins one that has
+/// not been sent yet, so the message always leaves after the write.
+pub struct SqsTrigger {
+    queue: Queue,
+    gathering: Arc<Mutex<HashSet<EventId>>>,
+}
+
+impl SqsTrigger {
+    pub fn new(queue: Queue) -> Self {
+        Self {
+            queue,
+            gathering: Arc::default(),
+        }
+    }
+}
+
+impl Trigger for SqsTrigger {
+    fn notify(&self, event: EventId) {
+        if !self
+            .gathering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(event)
+        {
+            return; // a message for this event is about to leave
+        }
+        let (queue, gathering) = (self.queue.clone(), self.gathering.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(NOTIFY_COALESCE).await;
+            gathering
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&event);
+            if let Err(error) = queue.send(&[Command::Project { event }]).await {
+                // Only a delay: the sweep re-projects events behind their log.
+                tracing::warn!(%event, %error, "projector notification lost; the sweep will repair it");
+            }
+        });
+    }
+}

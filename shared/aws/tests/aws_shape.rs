@@ -1,0 +1,405 @@
+//! openfloor's AWS shape against the stand-in: the HTTP API on DynamoDB,
+//! the projector fed by what SQS delivers, and the failure paths.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use openfloor_api::{ApiConfig, AppState, SystemClock};
+use openfloor_aws::handler::{handle_received, ProjectorService};
+use openfloor_aws::queue::{Command, Queue, SqsTrigger, MAX_RECEIVES};
+use openfloor_aws::{Aws, AwsSettings};
+use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
+use openfloor_domain::input::{QuestionText, Title};
+use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::secret::HostSecret;
+use openfloor_store::memory::MemoryStore;
+use openfloor_store::{EventMeta, Store};
+use serde_json::{json, Value};
+use ulid::Ulid;
+
+fn config(region: &str) -> ApiConfig {
+    ApiConfig {
+        region: region.into(),
+        shards: 4,
+        ..ApiConfig::default()
+    }
+}
+
+/// The API on the AWS backend, on a real socket.
+async fn serve(aws: &Aws, queue: Queue) -> String {
+    let app = AppState::new(
+        aws.store(),
+        Arc::new(SqsTrigger::new(queue)),
+        config(&aws.settings.region),
+        Arc::new(SystemClock),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(openfloor_api::serve(listener, app, std::future::pending()));
+    base
+}
+
+/// Feeds the projector what the queue delivers until `done` holds.
+async fn project_until(service: &ProjectorService, queue: &Queue, done: impl AsyncFn() -> bool) {
+    for _ in 0..40 {
+        let messages = queue.receive(Duration::from_secs(1)).await.unwrap();
+        handle_received(service, queue, &messages).await;
+        if done().await {
+            return;
+        }
+    }
+    panic!("the projector never caught up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_on_dynamodb_serves_views_the_queue_fed_projector_renders() {
+    let Some(aws) = support::fresh().await else {
+        return;
+    };
+    let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name)
+        .await
+        .unwrap();
+    let base = serve(&aws, queue.clone()).await;
+    let service = ProjectorService::new(aws.store(), aws.settings.region.clone());
+    let http = reqwest::Client::new();
+
+    let created: Value = http
+        .post(format!("{base}/api/events"))
+        .json(&json!({"title": "On AWS"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["region"], "eu-west-1");
+    let eid = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let mut questions = Vec::new();
+    for text in ["first", "second", "third"] {
+        let r: Value = http
+            .post(format!("{base}/api/events/{eid}/questions"))
+            .header("x-voter", "asker-token-000000000")
+            .json(&json!({"text": text}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        questions.push(r["id"].as_str().unwrap().to_owned());
+    }
+    let vote = |q: String, voter: &'static str, up: bool| {
+        let http = http.clone();
+        let url = format!("{base}/api/events/{eid}/questions/{q}/vote");
+        async move {
+            let r = http
+                .put(url)
+                .header("x-voter", voter)
+                .json(&json!({"up": up}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()["record"].clone()
+        }
+    };
+    for voter in [
+        "voter-aaaaaaaaaaaaaaaa",
+        "voter-bbbbbbbbbbbbbbbb",
+        "voter-cccccccccccccccc",
+    ] {
+        vote(questions[1].clone(), voter, true).await;
+    }
+    // A retry is success, not an error: the conditional write finds its key.
+    let first = vote(questions[2].clone(), "voter-aaaaaaaaaaaaaaaa", true).await;
+    let again = vote(questions[2].clone(), "voter-aaaaaaaaaaaaaaaa", true).await;
+    assert_eq!(first, again);
+    let r = http
+        .put(format!(
+            "{base}/api/events/{eid}/questions/{}/answered",
+            questions[0]
+        ))
+        .bearer_auth(&secret)
+        .json(&json!({"value": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let guest_url = format!("{base}/api/events/{eid}/questions");
+    let expected = |v: &Value| {
+        v["questions"]
+            .as_array()
+            .is_some_and(|q| q.len() == 2 && q[0]["votes"] == 3 && q[1]["votes"] == 1)
+            && v["answered"].as_array().is_some_and(|a| a.len() == 1)
+    };
+    project_until(&service, &queue, async || {
+        let v: Value = http
+            .get(&guest_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        expected(&v)
+    })
+    .await;
+
+    // The same records on the embedded backend render byte-identical views.
+    let event: EventId = eid.parse().unwrap();
+    let store = aws.store();
+    let meta = store.directory.get(event).await.unwrap().unwrap();
+    assert_eq!(meta.shards, 4);
+    let records = store.log.read_event(meta.log()).await.unwrap();
+    let embedded = MemoryStore::store();
+    embedded.directory.create(&meta).await.unwrap();
+    embedded
+        .log
+        .append_batch(meta.log(), records.clone())
+        .await
+        .unwrap();
+    openfloor_projector::Projector::new(embedded.clone())
+        .project(event)
+        .await
+        .unwrap();
+    let on_aws = store.views.get(event).await.unwrap().unwrap();
+    let local = embedded.views.get(event).await.unwrap().unwrap();
+    assert_eq!(on_aws, local);
+    // And the records really are spread over shards.
+    let shards: std::collections::HashSet<u16> = records.iter().map(|r| r.shard(4)).collect();
+    assert!(shards.len() > 1, "{shards:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds() {
+    let Some(aws) = support::fresh().await else {
+        return;
+    };
+    let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name)
+        .await
+        .unwrap();
+    let dlq = Queue::open(aws.sqs.clone(), &aws.settings.dlq_name())
+        .await
+        .unwrap();
+    let store = aws.store();
+    let meta = event_with_records(&store, 3).await;
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+
+    queue.send_raw("this is not a command").await.unwrap();
+    queue
+        .send(&[Command::Project { event: meta.id }])
+        .await
+        .unwrap();
+    // One batch holding both: the good one is done, the poison one fails alone.
+    let mut batch = Vec::new();
+    for _ in 0..10 {
+        batch.extend(queue.receive(Duration::from_secs(1)).await.unwrap());
+        if batch.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(batch.len(), 2);
+    let incoming: Vec<_> = batch
+        .iter()
+        .map(|m| openfloor_aws::handler::Incoming {
+            id: m.id.clone(),
+            body: m.body.clone(),
+        })
+        .collect();
+    let failed = service.handle(&incoming).await;
+    let poison = batch.iter().find(|m| m.body.starts_with("this")).unwrap();
+    assert_eq!(failed, vec![poison.id.clone()]);
+    handle_received(&service, &queue, &batch).await;
+    assert_eq!(store.views.get(meta.id).await.unwrap().unwrap().records, 4);
+
+    // Retried until its receives run out, then redriven to the DLQ.
+    for _ in 0..(MAX_RECEIVES * 4) {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let again = queue.receive(Duration::from_secs(1)).await.unwrap();
+        handle_received(&service, &queue, &again).await;
+    }
+    let dead = dlq.receive(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        vec!["this is not a command"]
+    );
+    assert!(
+        queue
+            .receive(Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left in the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_notification_is_repaired_by_the_sweep() {
+    let Some(aws) = support::fresh().await else {
+        return;
+    };
+    let store = aws.store();
+    // Records appended and acknowledged, but the nudge never sent.
+    let meta = event_with_records(&store, 5).await;
+    let mut elsewhere = meta.clone();
+    elsewhere.id = EventId::from_ulid(Ulid::new());
+    elsewhere.region = "us-east-1".into();
+    store.directory.create(&elsewhere).await.unwrap();
+    assert!(store.views.get(meta.id).await.unwrap().is_none());
+
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+    assert_eq!(
+        service.sweep().await.unwrap(),
+        1,
+        "only this region's event, once"
+    );
+    assert_eq!(store.views.get(meta.id).await.unwrap().unwrap().records, 6);
+    assert!(
+        store.views.get(elsewhere.id).await.unwrap().is_none(),
+        "another region's event is not touched"
+    );
+    assert_eq!(service.sweep().await.unwrap(), 0, "nothing behind any more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_dynamodb_answers_503_with_retry_after() {
+    if support::endpoint().is_none() {
+        return;
+    }
+    // Nothing listens on port 9 of loopback: every call fails, is retried
+    // with backoff by the SDK, and then surfaces.
+    let settings = AwsSettings {
+        endpoint_url: Some("http://127.0.0.1:9".into()),
+        ..support::fresh_settings("http://127.0.0.1:9")
+    };
+    let aws = Aws::connect(settings).await;
+    let app = AppState::new(
+        aws.store(),
+        Arc::new(openfloor_store::LocalTrigger::new()),
+        config("eu-west-1"),
+        Arc::new(SystemClock),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(openfloor_api::serve(listener, app, std::future::pending()));
+    let http = reqwest::Client::new();
+    for r in [
+        http.post(format!("{base}/api/events"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+        http.get(format!("{base}/api/events/{}", Ulid::new()))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert!(
+            !body.to_string().contains("127.0.0.1:9"),
+            "infrastructure details stay in the logs"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_follow_every_page_of_a_large_partition() {
+    let Some(aws) = support::fresh().await else {
+        return;
+    };
+    let store = aws.store();
+    let mut meta = event_meta();
+    meta.shards = 1;
+    store.directory.create(&meta).await.unwrap();
+    let text = QuestionText::parse(&"y".repeat(1000)).unwrap();
+    let records: Vec<Record> = (0..1500u64)
+        .map(|i| {
+            record(
+                &meta,
+                i,
+                RecordBody::QuestionAsked {
+                    question: QuestionId::from_ulid(Ulid::from_parts(1, u128::from(i))),
+                    asker: VoterId::parse("00000000000000000001").unwrap(),
+                    text: text.clone(),
+                    author: None,
+                },
+            )
+        })
+        .collect();
+    store.log.append_batch(meta.log(), records).await.unwrap();
+    // The partition is over 1 MB, so one query page cannot hold it ...
+    let page = aws
+        .dynamo
+        .query()
+        .table_name(&aws.settings.records_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("{}#0", meta.id)))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.last_evaluated_key().is_some(),
+        "the stand-in paged at {} items",
+        page.items().len()
+    );
+    assert!(page.items().len() < 1500);
+    // ... and a read of the event still gets every record.
+    assert_eq!(store.log.read_event(meta.log()).await.unwrap().len(), 1500);
+}
+
+fn event_meta() -> EventMeta {
+    let now = openfloor_aws::handler::system_now_ms();
+    EventMeta {
+        id: EventId::from_ulid(Ulid::new()),
+        title: Title::parse("t").unwrap(),
+        region: "eu-west-1".into(),
+        shards: 4,
+        secret_hash: HostSecret::generate().hash(),
+        created_at: now,
+        expires_at: now + 86_400_000,
+    }
+}
+
+fn record(meta: &EventMeta, i: u64, body: RecordBody) -> Record {
+    Record {
+        id: RecordId::from_ulid(Ulid::from_parts(meta.created_at + i, u128::from(i))),
+        event: meta.id,
+        client: None,
+        body,
+    }
+}
+
+/// A live event with its creation record and `votes` votes on one question.
+async fn event_with_records(store: &Store, votes: u8) -> EventMeta {
+    let meta = event_meta();
+    store.directory.create(&meta).await.unwrap();
+    let q = QuestionId::from_ulid(Ulid::new());
+    let mut records = vec![record(
+        &meta,
+        0,
+        RecordBody::EventCreated {
+            title: meta.title.clone(),
+        },
+    )];
+    for v in 0..votes {
+        records.push(record(
+            &meta,
+            u64::from(v) + 1,
+            RecordBody::Vote {
+                question: q,
+                voter: VoterId::parse(&format!("{v:020x}")).unwrap(),
+                n: 1,
+            },
+        ));
+    }
+    store.log.append_batch(meta.log(), records).await.unwrap();
+    meta
+}
