@@ -65,11 +65,12 @@ pub enum OpsCommand {
     PurgeExpired,
 }
 
-fn open(data: &Path) -> anyhow::Result<(SqliteStore, Store)> {
-    let sqlite = SqliteStore::open(data)
-        .with_context(|| format!("opening the store in {}", data.display()))?;
-    let store = sqlite.store();
-    Ok((sqlite, store))
+/// Which store the commands work on.
+pub enum OpsBackend {
+    /// The embedded store in this directory.
+    Embedded(PathBuf),
+    /// Any other store (the AWS backend).
+    Aws(Store),
 }
 
 fn input(file: Option<&Path>) -> anyhow::Result<Box<dyn std::io::BufRead>> {
@@ -81,8 +82,16 @@ fn input(file: Option<&Path>) -> anyhow::Result<Box<dyn std::io::BufRead>> {
     })
 }
 
-pub async fn run(op: OpsCommand, data: &Path) -> anyhow::Result<ExitCode> {
-    let (sqlite, store) = open(data)?;
+pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode> {
+    let (sqlite, store) = match backend {
+        OpsBackend::Embedded(data) => {
+            let sqlite = SqliteStore::open(&data)
+                .with_context(|| format!("opening the store in {}", data.display()))?;
+            let store = sqlite.store();
+            (Some(sqlite), store)
+        }
+        OpsBackend::Aws(store) => (None, store),
+    };
     let mut stdout = std::io::stdout().lock();
     match op {
         OpsCommand::Replay { event, at } => {
@@ -190,6 +199,13 @@ pub async fn run(op: OpsCommand, data: &Path) -> anyhow::Result<ExitCode> {
             )?;
         }
         OpsCommand::PurgeExpired => {
+            let Some(sqlite) = sqlite else {
+                writeln!(
+                    stdout,
+                    "nothing to do: on AWS, DynamoDB's time to live removes expired items"
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);

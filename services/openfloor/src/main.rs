@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use openfloor::cli::{Cli, Command};
+use openfloor::cli::{Backend, Cli, Command, StoreArgs};
 use openfloor::server::{serve, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         None | Some(Command::Serve) => run_server(&cli).await,
-        Some(Command::Ops(op)) => openfloor_ops::cli::run(op, &cli.store.data).await,
+        Some(Command::Ops(op)) => run_ops(op, &cli.store).await,
     };
     match result {
         Ok(code) => code,
@@ -34,6 +34,20 @@ async fn run_server(cli: &Cli) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.serve.listen))?;
-    serve(listener, &cli.store.data, &cli.serve, shutdown_signal()).await?;
+    serve(listener, &cli.store, &cli.serve, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn run_ops(
+    op: openfloor_ops::cli::OpsCommand,
+    store: &StoreArgs,
+) -> anyhow::Result<ExitCode> {
+    let backend = match store.backend {
+        Backend::Embedded => openfloor_ops::cli::OpsBackend::Embedded(store.data.clone()),
+        Backend::Aws => {
+            let aws = openfloor_aws::Aws::connect(store.aws.settings()).await;
+            openfloor_ops::cli::OpsBackend::Aws(aws.store())
+        }
+    };
+    openfloor_ops::cli::run(op, backend).await
 }

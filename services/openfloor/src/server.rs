@@ -1,4 +1,7 @@
-//! The embedded server: SQLite store, in-process projector, HTTP API.
+//! The service: HTTP API, projector and web client in one process, on the
+//! embedded store (SQLite, in-process projector) or on AWS (DynamoDB and
+//! SQS, with the projector polling the queue, as the projector Lambda would
+//! be fed).
 
 use std::future::Future;
 use std::path::Path;
@@ -6,53 +9,96 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openfloor_api::{ApiConfig, AppState, Clock, SystemClock};
+use openfloor_aws::handler::{run_poller, ProjectorService};
+use openfloor_aws::queue::{Queue, SqsTrigger};
+use openfloor_aws::Aws;
 use openfloor_projector::Projector;
 use openfloor_store::sqlite::SqliteStore;
-use openfloor_store::LocalTrigger;
+use openfloor_store::{LocalTrigger, Store, Trigger};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
-use crate::cli::ServeArgs;
+use crate::cli::{Backend, ServeArgs, StoreArgs};
 
 /// How often expired events are purged. Expired events already answer 404;
 /// the purge only frees space, so an hour's delay costs nothing.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the AWS projector re-projects events whose views are behind
+/// (a lost notification is repaired within this).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Serves on `listener` until `shutdown` resolves, then finishes in-flight
 /// requests and stops the projector.
 pub async fn serve(
     listener: TcpListener,
-    data: &Path,
+    store_args: &StoreArgs,
     args: &ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_clock(listener, data, args, Arc::new(SystemClock), shutdown).await
+    serve_with_clock(listener, store_args, args, Arc::new(SystemClock), shutdown).await
+}
+
+/// What runs beside the API: the projector and housekeeping.
+struct Backing {
+    store: Store,
+    trigger: Arc<dyn Trigger>,
+    region: String,
+    shards: u16,
+    client_salt: Vec<u8>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// [`serve`] with a chosen clock (tests move time to expire events).
 pub async fn serve_with_clock(
     listener: TcpListener,
-    data: &Path,
+    store_args: &StoreArgs,
     args: &ServeArgs,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let backing = match store_args.backend {
+        Backend::Embedded => embedded(&store_args.data, args, clock.clone())?,
+        Backend::Aws => aws(store_args, args).await?,
+    };
+    let config = ApiConfig {
+        region: backing.region.clone(),
+        retention: Duration::from_secs(u64::from(args.retention_days) * 24 * 3600),
+        shards: backing.shards,
+        client_salt: backing.client_salt.clone(),
+        trust_forwarded_for: args.trust_forwarded_for,
+    };
+    let app = AppState::new(
+        backing.store.clone(),
+        backing.trigger.clone(),
+        config,
+        clock,
+    );
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = ?store_args.backend, region = %backing.region, "openfloor listening");
+    println!("openfloor listening on http://{addr}");
+    openfloor_api::serve(listener, app, shutdown).await?;
+    let _ = backing.stop.send(true);
+    for task in backing.tasks {
+        let _ = task.await;
+    }
+    tracing::info!("openfloor stopped");
+    Ok(())
+}
+
+/// Resolves when `stop` turns true.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Backing> {
     let sqlite = SqliteStore::open(data)?;
     let store = sqlite.store();
     let trigger = Arc::new(LocalTrigger::new());
-    let config = ApiConfig {
-        region: args.region.clone(),
-        retention: Duration::from_secs(u64::from(args.retention_days) * 24 * 3600),
-        shards: 1,
-        client_salt: sqlite.client_salt().to_vec(),
-        trust_forwarded_for: args.trust_forwarded_for,
-    };
-
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let projector = Projector::new(store.clone());
-    let (stop_projector, projector_stopped) = tokio::sync::oneshot::channel::<()>();
     let projector_task = tokio::spawn({
-        let projector = projector.clone();
-        let trigger = trigger.clone();
-        let now = clock.now_ms();
+        let (trigger, now, stop) = (trigger.clone(), clock.now_ms(), stop_rx.clone());
         async move {
             // Records acknowledged just before a crash reach the views.
             match projector.catch_up(now).await {
@@ -61,42 +107,75 @@ pub async fn serve_with_clock(
                     tracing::error!(%error, "catch-up failed; views update as events change")
                 }
             }
-            projector
-                .run(trigger, async {
-                    let _ = projector_stopped.await;
-                })
-                .await;
+            projector.run(trigger, stopped(stop)).await;
         }
     });
-
-    // Retention: expired events' records go an hour or so after expiry.
+    // Retention: expired events' records go within the hour.
     let purge_task = tokio::spawn({
-        let (sqlite, clock) = (sqlite.clone(), clock.clone());
+        let (sqlite, clock, stop) = (sqlite.clone(), clock.clone(), stop_rx);
         async move {
             let mut every = tokio::time::interval(PURGE_INTERVAL);
+            let stop = stopped(stop);
+            tokio::pin!(stop);
             loop {
-                every.tick().await;
-                match sqlite.purge_expired(clock.now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(records = n, "purged expired events"),
-                    Err(error) => {
-                        tracing::warn!(%error, "purging expired events failed; will retry")
-                    }
+                tokio::select! {
+                    () = &mut stop => return,
+                    _ = every.tick() => match sqlite.purge_expired(clock.now_ms()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(records = n, "purged expired events"),
+                        Err(error) => tracing::warn!(%error, "purging expired events failed; will retry"),
+                    },
                 }
             }
         }
     });
+    Ok(Backing {
+        store,
+        trigger,
+        region: args.region.clone(),
+        shards: 1,
+        client_salt: sqlite.client_salt().to_vec(),
+        tasks: vec![projector_task, purge_task],
+        stop,
+    })
+}
 
-    let app = AppState::new(store, trigger, config, clock);
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, data = %data.display(), "openfloor listening");
-    println!("openfloor listening on http://{addr}");
-    openfloor_api::serve(listener, app, shutdown).await?;
-    purge_task.abort();
-    let _ = stop_projector.send(());
-    let _ = projector_task.await;
-    tracing::info!("openfloor stopped");
-    Ok(())
+async fn aws(store_args: &StoreArgs, args: &ServeArgs) -> anyhow::Result<Backing> {
+    let aws = Aws::connect(store_args.aws.settings()).await;
+    if store_args.aws.create_resources {
+        aws.create_resources().await?;
+    }
+    let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name).await?;
+    let store = aws.store();
+    let region = aws.settings.region.clone();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let service = Arc::new(ProjectorService::new(store.clone(), region.clone()));
+    let poller = tokio::spawn(run_poller(
+        service,
+        queue.clone(),
+        SWEEP_INTERVAL,
+        stopped(stop_rx),
+    ));
+    let client_salt = match &args.client_salt {
+        Some(salt) => salt.clone().into_bytes(),
+        None => {
+            tracing::warn!("no --client-salt: address hashes will not match across instances");
+            // 160 random bits, as for a host secret.
+            openfloor_domain::secret::HostSecret::generate()
+                .expose()
+                .as_bytes()
+                .to_vec()
+        }
+    };
+    Ok(Backing {
+        store,
+        trigger: Arc::new(SqsTrigger::new(queue)),
+        region,
+        shards: args.shards,
+        client_salt,
+        tasks: vec![poller],
+        stop,
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use openfloor::cli::ServeArgs;
+use openfloor::cli::{AwsArgs, Backend, ServeArgs, StoreArgs};
 use openfloor::server::serve_with_clock;
 use openfloor_api::Clock;
 use reqwest::{Response, StatusCode};
@@ -57,16 +57,30 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
     let args = ServeArgs {
         listen: listener.local_addr().unwrap(),
         region: "local".into(),
+        shards: 1,
+        client_salt: None,
         retention_days: 30,
         trust_forwarded_for: false,
+    };
+    let store_args = StoreArgs {
+        backend: Backend::Embedded,
+        data: data.path().to_owned(),
+        aws: AwsArgs {
+            aws_region: "us-east-1".into(),
+            aws_endpoint_url: None,
+            events_table: String::new(),
+            records_table: String::new(),
+            views_table: String::new(),
+            queue_name: String::new(),
+            create_resources: false,
+        },
     };
     let clock = Arc::new(TestClock::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({
-        let data = data.clone();
         let clock = clock.clone();
         async move {
-            serve_with_clock(listener, data.path(), &args, clock, async {
+            serve_with_clock(listener, &store_args, &args, clock, async {
                 let _ = stopped.await;
             })
             .await

@@ -19,10 +19,17 @@ impl Drop for Server {
 
 /// Starts the service on a free loopback port over `data` and waits until it
 /// prints its address.
+#[allow(dead_code)] // not every test binary starts an embedded server
 pub fn start(data: &Path) -> Server {
+    start_with(data, &[])
+}
+
+/// [`start`] with more arguments (another backend, say).
+pub fn start_with(data: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_openfloor"))
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(extra)
         .env("OPENFLOOR_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
