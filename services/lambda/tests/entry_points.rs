@@ -1,0 +1,111 @@
+//! The Lambda handlers, fed the fixtures in `fixtures/` (what API Gateway
+//! and SQS deliver), over the in-memory store.
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::SqsEvent;
+use http_body_util::BodyExt;
+use openfloor_api::{ApiConfig, AppState, SystemClock};
+use openfloor_aws::handler::ProjectorService;
+use openfloor_domain::ids::{EventId, RecordId};
+use openfloor_domain::input::Title;
+use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::secret::HostSecret;
+use openfloor_store::memory::MemoryStore;
+use openfloor_store::{EventMeta, LocalTrigger};
+use tower::ServiceExt;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[tokio::test]
+async fn the_projector_handler_reports_only_the_poison_message() {
+    let store = MemoryStore::store();
+    let event: EventId = "01JD0000000000000000000001".parse().unwrap();
+    let meta = EventMeta {
+        id: event,
+        title: Title::parse("fixture").unwrap(),
+        region: "eu-west-1".into(),
+        shards: 4,
+        secret_hash: HostSecret::generate().hash(),
+        created_at: 0,
+        expires_at: u64::MAX,
+    };
+    store.directory.create(&meta).await.unwrap();
+    let created = Record {
+        id: RecordId::from_ulid(ulid::Ulid::from_parts(1, 1)),
+        event,
+        client: None,
+        body: RecordBody::EventCreated {
+            title: meta.title.clone(),
+        },
+    };
+    store.log.append(meta.log(), created).await.unwrap();
+
+    let batch: SqsEvent = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+    let response = openfloor_lambda::handle_sqs_event(&service, batch).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["22222222-2222-4222-8222-222222222222"]);
+    let view = store.views.get(event).await.unwrap().unwrap();
+    assert_eq!(view.records, 1);
+    // The response is what Lambda expects for ReportBatchItemFailures.
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(
+        json["batchItemFailures"][0]["itemIdentifier"],
+        "22222222-2222-4222-8222-222222222222"
+    );
+}
+
+fn app() -> AppState {
+    let config = ApiConfig {
+        region: "eu-west-1".into(),
+        trust_forwarded_for: true,
+        ..ApiConfig::default()
+    };
+    AppState::new(
+        MemoryStore::store(),
+        Arc::new(LocalTrigger::new()),
+        config,
+        Arc::new(SystemClock),
+    )
+}
+
+#[tokio::test]
+async fn the_api_handler_serves_api_gateway_requests_through_the_shared_router() {
+    let request = lambda_http::request::from_str(&fixture("apigw-v2-create-event.json")).unwrap();
+    let response = openfloor_api::router(app()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("; Secure"),
+        "HTTPS behind the gateway: {cookie}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["title"], "From a Lambda fixture");
+    assert_eq!(body["region"], "eu-west-1");
+
+    let request = lambda_http::request::from_str(&fixture("apigw-v2-bad-id.json")).unwrap();
+    let response = openfloor_api::router(app()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[test]
+fn lambda_configuration_comes_from_the_services_own_variables() {
+    // No flags: everything from the environment (defaults here).
+    let cli = openfloor_lambda::config_from_env().unwrap();
+    assert_eq!(
+        cli.store.aws.queue_name,
+        std::env::var("OPENFLOOR_QUEUE").unwrap_or_else(|_| "openfloor-projector".into())
+    );
+    assert!(cli.serve.shards >= 1);
+}
