@@ -6,6 +6,7 @@ pub mod commands;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod routing;
 pub mod state;
 pub mod voter;
 
@@ -48,7 +49,11 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{eid}/open", put(host::open))
         .route("/api/events/{eid}/host/questions", get(host::host_view))
         .route("/api/events/{eid}/records", get(host::records))
-        .layer(middleware::from_fn(voter::voter_identity));
+        .layer(middleware::from_fn(voter::voter_identity))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            routing::home_region,
+        ));
 
     Router::new()
         .merge(api)

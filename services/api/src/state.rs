@@ -45,6 +45,9 @@ pub struct ApiConfig {
     /// Take the client address from `X-Forwarded-For` (behind a proxy or
     /// CDN that sets it); otherwise from the connection.
     pub trust_forwarded_for: bool,
+    /// Other regions' API base URLs, by region name. Requests for an event
+    /// homed elsewhere are redirected there. Empty: a single region.
+    pub region_urls: std::collections::HashMap<String, String>,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +58,7 @@ impl Default for ApiConfig {
             shards: 1,
             client_salt: b"openfloor".to_vec(),
             trust_forwarded_for: false,
+            region_urls: std::collections::HashMap::new(),
         }
     }
 }

@@ -36,6 +36,7 @@ pub async fn api_state(cli: &Cli) -> anyhow::Result<AppState> {
         // Behind API Gateway or CloudFront, the client is the first
         // X-Forwarded-For address.
         trust_forwarded_for: true,
+        region_urls: cli.serve.region_urls.iter().cloned().collect(),
     };
     Ok(AppState::new(
         aws.store(),

@@ -138,6 +138,12 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENFLOOR_CLIENT_SALT", hide_env_values = true)]
     pub client_salt: Option<String>,
 
+    /// Another region's API, as NAME=URL (repeatable; the variable takes a
+    /// comma-separated list). Requests for events homed there get a 307 to
+    /// it.
+    #[arg(long = "region-url", env = "OPENFLOOR_REGION_URLS", value_delimiter = ',', value_parser = parse_region_url)]
+    pub region_urls: Vec<(String, String)>,
+
     /// How many days an event and its records are kept.
     #[arg(long, env = "OPENFLOOR_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub retention_days: u32,
@@ -154,4 +160,15 @@ pub enum Command {
     Serve,
     #[command(flatten)]
     Ops(openfloor_ops::cli::OpsCommand),
+}
+
+fn parse_region_url(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, url))
+            if !name.is_empty() && (url.starts_with("http://") || url.starts_with("https://")) =>
+        {
+            Ok((name.to_owned(), url.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not NAME=http(s)://…")),
+    }
 }

@@ -67,6 +67,7 @@ pub async fn serve_with_clock(
         shards: backing.shards,
         client_salt: backing.client_salt.clone(),
         trust_forwarded_for: args.trust_forwarded_for,
+        region_urls: args.region_urls.iter().cloned().collect(),
     };
     let app = AppState::new(
         backing.store.clone(),

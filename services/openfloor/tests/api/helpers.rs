@@ -61,6 +61,7 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
         client_salt: None,
         retention_days: 30,
         trust_forwarded_for: false,
+        region_urls: Vec::new(),
     };
     let store_args = StoreArgs {
         backend: Backend::Embedded,

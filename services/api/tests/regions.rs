@@ -1,0 +1,115 @@
+//! Home-region routing, through the router without sockets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use openfloor_api::{router, ApiConfig, AppState, SystemClock};
+use openfloor_domain::ids::EventId;
+use openfloor_domain::input::Title;
+use openfloor_domain::secret::HostSecret;
+use openfloor_store::memory::MemoryStore;
+use openfloor_store::{EventMeta, LocalTrigger, Store};
+use tower::ServiceExt;
+
+fn app(store: Store, region_urls: HashMap<String, String>) -> axum::Router {
+    let config = ApiConfig {
+        region: "eu-west-1".into(),
+        region_urls,
+        ..ApiConfig::default()
+    };
+    router(AppState::new(
+        store,
+        Arc::new(LocalTrigger::new()),
+        config,
+        Arc::new(SystemClock),
+    ))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn event_in(store: &Store, region: &str) -> EventId {
+    let meta = EventMeta {
+        id: EventId::from_ulid(ulid::Ulid::new()),
+        title: Title::parse("elsewhere").unwrap(),
+        region: region.into(),
+        shards: 1,
+        secret_hash: HostSecret::generate().hash(),
+        created_at: now(),
+        expires_at: now() + 3_600_000,
+    };
+    store.directory.create(&meta).await.unwrap();
+    meta.id
+}
+
+async fn get(app: axum::Router, uri: &str) -> axum::response::Response {
+    app.oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn requests_for_an_event_homed_elsewhere_are_redirected_there() {
+    let store = MemoryStore::store();
+    let us = event_in(&store, "us-east-1").await;
+    let urls = HashMap::from([("us-east-1".to_owned(), "https://us.example.com/".to_owned())]);
+    let r = get(
+        app(store.clone(), urls.clone()),
+        &format!("/api/events/{us}/questions?x=1"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://us.example.com/api/events/{us}/questions?x=1").as_str()
+    );
+
+    // A local event is served here.
+    let eu = event_in(&store, "eu-west-1").await;
+    let r = get(
+        app(store.clone(), urls.clone()),
+        &format!("/api/events/{eu}"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // A home region nobody can reach: retry later, do not touch it here.
+    let nowhere = event_in(&store, "ap-south-1").await;
+    let r = get(app(store.clone(), urls), &format!("/api/events/{nowhere}")).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_brand_new_event_not_replicated_yet_is_retried_not_gone() {
+    let store = MemoryStore::store();
+    let urls = HashMap::from([("us-east-1".to_owned(), "https://us.example.com".to_owned())]);
+    let fresh = EventId::from_ulid(ulid::Ulid::new());
+    let r = get(
+        app(store.clone(), urls.clone()),
+        &format!("/api/events/{fresh}/questions"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let old = EventId::from_ulid(ulid::Ulid::from_parts(now() - 60_000, 1));
+    let r = get(
+        app(store.clone(), urls),
+        &format!("/api/events/{old}/questions"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // With one region there is no replication: unknown is unknown.
+    let r = get(
+        app(store, HashMap::new()),
+        &format!("/api/events/{fresh}/questions"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
