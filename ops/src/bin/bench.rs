@@ -164,11 +164,13 @@ async fn main() -> anyhow::Result<()> {
         let text = format!(
             "Benchmark question number {i}: what is the meaning of a fairly ordinary sentence?"
         );
+        // One asker per question: asking is rate limited per voter.
+        let asker = format!("bench-asker-{i:08}");
         let (_, _, body) = http
             .send(
                 Method::POST,
                 &format!("/api/events/{eid}/questions"),
-                &[("x-voter", "bench-asker-00000000")],
+                &[("x-voter", &asker)],
                 Some(json!({"text": text})),
             )
             .await?;

@@ -89,6 +89,9 @@ pub async fn ask(app: &AppState, meta: &EventMeta, ask: Ask) -> Result<QuestionI
             Err(ApiError::QuestionIdReused)
         };
     }
+    // Limited after the retry check: resending an acknowledged question
+    // must never be refused.
+    app.limits().ask(meta.id, ask.asker)?;
     if !is_open(app, log).await? {
         return Err(ApiError::EventClosed);
     }

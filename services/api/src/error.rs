@@ -12,7 +12,7 @@ use openfloor_domain::input::InvalidText;
 use openfloor_store::StoreError;
 use serde_json::json;
 
-/// Seconds a client should wait after a 429 or 503.
+/// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECONDS: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +31,9 @@ pub enum ApiError {
     QuestionIdReused,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
-    #[error("too many requests; slow down")]
-    RateLimited,
+    /// Too many requests from one voter; the seconds to wait.
+    #[error("too many requests; try again in {0} s")]
+    RateLimited(u64),
     #[error("the service is busy; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -49,7 +50,7 @@ impl ApiError {
             ApiError::EventClosed => (StatusCode::CONFLICT, "event_closed"),
             ApiError::QuestionIdReused => (StatusCode::CONFLICT, "question_id_reused"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -62,8 +63,14 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"code": code, "message": self.to_string()}});
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        if matches!(self, ApiError::RateLimited | ApiError::Unavailable) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        match self {
+            ApiError::RateLimited(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            ApiError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
         }
         if matches!(self, ApiError::Unauthorized) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod routes;
 pub mod routing;
 pub mod state;

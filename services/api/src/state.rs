@@ -76,6 +76,7 @@ pub struct AppState {
 struct Shared {
     /// Monotonic ULIDs: records minted in one millisecond keep their order.
     ids: Mutex<Generator>,
+    limits: crate::limits::RateLimits,
     /// Directory entries are written once, so a found one can be kept.
     /// (Misses are not kept: on AWS a new event may not have replicated yet.)
     events: RwLock<HashMap<EventId, EventMeta>>,
@@ -95,6 +96,7 @@ impl AppState {
             clock,
             inner: Arc::new(Shared {
                 ids: Mutex::new(Generator::new()),
+                limits: crate::limits::RateLimits::default(),
                 events: RwLock::new(HashMap::new()),
             }),
         }
@@ -111,6 +113,10 @@ impl AppState {
 
     pub fn mint_record_id(&self) -> RecordId {
         RecordId::from_ulid(self.mint())
+    }
+
+    pub fn limits(&self) -> &crate::limits::RateLimits {
+        &self.inner.limits
     }
 
     /// The live (unexpired) event, or 404.

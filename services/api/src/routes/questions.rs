@@ -49,12 +49,13 @@ pub async fn ask(
     let text = QuestionText::parse(&body.text)?;
     let author = AuthorName::parse_optional(body.author.as_deref())?;
     let meta = app.event(eid).await?;
+    let asker = VoterId::derive(eid, &token);
     let id = commands::ask(
         &app,
         &meta,
         Ask {
             question,
-            asker: VoterId::derive(eid, &token),
+            asker,
             text,
             author,
             client: client_hash(&app, eid, &headers, peer),
@@ -79,6 +80,7 @@ pub async fn vote(
 ) -> Result<RecordAccepted, ApiError> {
     let meta = app.event(eid).await?;
     let voter = VoterId::derive(eid, &token);
+    app.limits().vote(eid, voter)?;
     let client = client_hash(&app, eid, &headers, peer);
     let changed = commands::vote(&app, &meta, qid, voter, body.up, client).await?;
     Ok(RecordAccepted {

@@ -289,3 +289,46 @@ async fn votes_on_unknown_or_malformed_questions_are_refused() {
         .await;
     assert_eq!(votes_of(&view, &qid), Some(0));
 }
+
+#[tokio::test]
+async fn a_flood_of_asks_from_one_voter_is_rate_limited_and_changes_nothing() {
+    let app = spawn_app().await;
+    let event = app.create_event("Flood").await;
+    let mut limited = None;
+    for i in 0..8 {
+        let r = app
+            .post_question(
+                &event.id,
+                &voter("flooder"),
+                json!({"text": format!("spam {i}")}),
+            )
+            .await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, r));
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let (at, r) = limited.expect("the flood was never limited");
+    assert_eq!(at, 5, "five asks pass, the sixth is limited");
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&wait), "{wait}");
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Another voter is not affected, and the refused question was not stored.
+    let r = app
+        .post_question(
+            &event.id,
+            &voter("someone-else"),
+            json!({"text": "my turn"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let view = app
+        .wait_for_guest(&event.id, |v| ids(v, "questions").len() == 6)
+        .await;
+    assert!(!view.to_string().contains("spam 5"));
+}
