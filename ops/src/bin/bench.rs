@@ -70,6 +70,20 @@ impl Http {
         let bytes = body.collect().await?.to_bytes();
         Ok((parts.status, parts.headers, bytes))
     }
+
+    /// An up-vote by the voter holding `token`; the answer's status.
+    async fn vote(&self, event: &str, question: &str, token: &str) -> anyhow::Result<StatusCode> {
+        let path = format!("/api/events/{event}/questions/{question}/vote");
+        let (status, _, _) = self
+            .send(
+                Method::PUT,
+                &path,
+                &[("x-voter", token)],
+                Some(json!({"up": true})),
+            )
+            .await?;
+        Ok(status)
+    }
 }
 
 /// Runs `work` on `connections` tasks for `seconds`; returns successes/s and
@@ -212,15 +226,7 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 let token = format!("bench-{c:04}-{i:010}");
                 let qid = &q[(i as usize + c) % q.len()];
-                let (s, _, _) = h
-                    .send(
-                        Method::PUT,
-                        &format!("/api/events/{e}/questions/{qid}/vote"),
-                        &[("x-voter", &token)],
-                        Some(json!({"up": true})),
-                    )
-                    .await?;
-                Ok(s == StatusCode::ACCEPTED)
+                Ok(h.vote(&e, qid, &token).await? == StatusCode::ACCEPTED)
             }
         },
     )
@@ -306,15 +312,7 @@ async fn vote_to_view(
             while !stop.load(Ordering::Relaxed) {
                 let token = format!("bg-{c:04}-{i:010}");
                 let qid = &q[(i as usize) % q.len()];
-                if let Ok((StatusCode::ACCEPTED, _, _)) = h
-                    .send(
-                        Method::PUT,
-                        &format!("/api/events/{e}/questions/{qid}/vote"),
-                        &[("x-voter", &token)],
-                        Some(json!({"up": true})),
-                    )
-                    .await
-                {
+                if let Ok(StatusCode::ACCEPTED) = h.vote(&e, qid, &token).await {
                     n.fetch_add(1, Ordering::Relaxed);
                 }
                 i += 1;
@@ -325,14 +323,7 @@ async fn vote_to_view(
     let mut delays = Vec::with_capacity(args.samples);
     for s in 0..args.samples {
         let token = format!("probe-{s:010}-voter");
-        let (status, _, _) = http
-            .send(
-                Method::PUT,
-                &format!("/api/events/{eid}/questions/{probe}/vote"),
-                &[("x-voter", &token)],
-                Some(json!({"up": true})),
-            )
-            .await?;
+        let status = http.vote(eid, probe, &token).await?;
         if status != StatusCode::ACCEPTED {
             bail!("probe vote answered {status}");
         }

@@ -14,6 +14,16 @@ use openfloor_aws::handler::{Incoming, ProjectorService};
 use openfloor_aws::queue::{Queue, SqsTrigger};
 use openfloor_aws::Aws;
 
+/// JSON logs on standard output, as CloudWatch reads them (it stamps the
+/// time itself).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
 /// The service's configuration, read from the environment alone.
 pub fn config_from_env() -> anyhow::Result<Cli> {
     Ok(Cli::try_parse_from(["openfloor-lambda"])?)

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use openfloor_domain::ids::{EventId, RecordId};
+use openfloor_domain::ids::EventId;
 use openfloor_domain::record::{Record, RecordKey, Sequence};
 use openfloor_domain::view::RenderedView;
 use openfloor_store::{
@@ -287,21 +287,6 @@ impl Log for DynamoStore {
             .try_collect::<Vec<_>>()
             .await?;
         shards.iter().flatten().map(decode).collect()
-    }
-
-    async fn read_page(
-        &self,
-        log: EventLog,
-        after: Option<RecordId>,
-        limit: usize,
-    ) -> StoreResult<Vec<Record>> {
-        // No index by record id (a GSI would cost a write per record and be
-        // eventually consistent): read the event and order it here.
-        let mut records = self.read_event(log).await?;
-        records.retain(|r| after.is_none_or(|a| r.id > a));
-        records.sort_by_key(|r| r.id);
-        records.truncate(limit);
-        Ok(records)
     }
 
     async fn append_batch(&self, log: EventLog, records: Vec<Record>) -> StoreResult<u64> {

@@ -150,12 +150,20 @@ pub trait Log: Send + Sync {
     /// care): every page, every shard, strongly consistent.
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>>;
     /// Up to `limit` records with ids above `after`, in record-id order.
+    /// By default the whole event is read and ordered here; backends with
+    /// an index by record id do better.
     async fn read_page(
         &self,
         log: EventLog,
         after: Option<RecordId>,
         limit: usize,
-    ) -> StoreResult<Vec<Record>>;
+    ) -> StoreResult<Vec<Record>> {
+        let mut records = self.read_event(log).await?;
+        records.retain(|r| after.is_none_or(|a| r.id > a));
+        records.sort_by_key(|r| r.id);
+        records.truncate(limit);
+        Ok(records)
+    }
     /// Records appended after `cursor`, with the cursor to continue from;
     /// `None` where the backend cannot promise commit order (then callers
     /// read the whole event).

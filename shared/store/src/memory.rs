@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use openfloor_domain::ids::{EventId, RecordId};
+use openfloor_domain::ids::EventId;
 use openfloor_domain::record::{Record, RecordKey, Sequence};
 
 use crate::{
@@ -108,27 +108,6 @@ impl Log for MemoryStore {
             .get(&log.event)
             .map(|e| e.in_order.clone())
             .unwrap_or_default())
-    }
-
-    async fn read_page(
-        &self,
-        log: EventLog,
-        after: Option<RecordId>,
-        limit: usize,
-    ) -> StoreResult<Vec<Record>> {
-        let mut records: Vec<Record> = lock(&self.records)
-            .get(&log.event)
-            .map(|e| {
-                e.in_order
-                    .iter()
-                    .filter(|r| after.is_none_or(|a| r.id > a))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        records.sort_by_key(|r| r.id);
-        records.truncate(limit);
-        Ok(records)
     }
 
     async fn read_since(

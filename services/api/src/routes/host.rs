@@ -53,25 +53,31 @@ pub struct FlagBody {
 
 pub async fn answered(
     State(app): State<AppState>,
-    QuestionPath(eid, qid): QuestionPath,
+    path: QuestionPath,
     secret: PresentedSecret,
     JsonBody(body): JsonBody<FlagBody>,
 ) -> Result<RecordAccepted, ApiError> {
-    let meta = host_event(&app, eid, &secret).await?;
-    let changed = commands::set_flag(&app, &meta, qid, Flag::Answered, body.value).await?;
-    Ok(RecordAccepted {
-        record: changed.record,
-    })
+    set_flag(app, path, secret, Flag::Answered, body.value).await
 }
 
 pub async fn hidden(
     State(app): State<AppState>,
-    QuestionPath(eid, qid): QuestionPath,
+    path: QuestionPath,
     secret: PresentedSecret,
     JsonBody(body): JsonBody<FlagBody>,
 ) -> Result<RecordAccepted, ApiError> {
+    set_flag(app, path, secret, Flag::Hidden, body.value).await
+}
+
+async fn set_flag(
+    app: AppState,
+    QuestionPath(eid, qid): QuestionPath,
+    secret: PresentedSecret,
+    flag: Flag,
+    value: bool,
+) -> Result<RecordAccepted, ApiError> {
     let meta = host_event(&app, eid, &secret).await?;
-    let changed = commands::set_flag(&app, &meta, qid, Flag::Hidden, body.value).await?;
+    let changed = commands::set_flag(&app, &meta, qid, flag, value).await?;
     Ok(RecordAccepted {
         record: changed.record,
     })
