@@ -48,6 +48,8 @@ struct Folded {
     state: EventState,
     cursor: LogCursor,
     records: u64,
+    /// When it was last brought up to date, for eviction.
+    touched: tokio::time::Instant,
 }
 
 /// What one projection did.
@@ -65,6 +67,11 @@ pub struct Projector {
     /// one projection of an event runs at a time.
     folded: std::sync::Mutex<HashMap<EventId, Arc<Mutex<Option<Folded>>>>>,
 }
+
+/// A kept state unused this long is dropped (it is rebuilt from the log on
+/// the event's next change): a large event's state holds every voter's
+/// toggle, and past events should not hold memory forever.
+pub const IDLE_STATE_EVICTION: Duration = Duration::from_secs(600);
 
 /// How long a failed projection waits before it is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
@@ -126,7 +133,9 @@ impl Projector {
             state: EventState::new(log.event),
             cursor: LogCursor::default(),
             records: 0,
+            touched: tokio::time::Instant::now(),
         });
+        folded.touched = tokio::time::Instant::now();
         let Some((new, cursor)) = self.store.log.read_since(log, folded.cursor).await? else {
             return Ok(None);
         };
@@ -134,6 +143,26 @@ impl Projector {
         folded.records += new.len() as u64;
         folded.cursor = cursor;
         Ok(Some(folded))
+    }
+
+    /// Drops kept states idle for [`IDLE_STATE_EVICTION`]; returns how many.
+    /// States being projected right now are left alone.
+    pub fn evict_idle(&self) -> usize {
+        let now = tokio::time::Instant::now();
+        let mut folded = self.folded.lock().unwrap_or_else(|p| p.into_inner());
+        let before = folded.len();
+        folded.retain(|_, slot| match slot.try_lock() {
+            Ok(kept) => kept
+                .as_ref()
+                .is_some_and(|f| now.duration_since(f.touched) < IDLE_STATE_EVICTION),
+            Err(_) => true,
+        });
+        before - folded.len()
+    }
+
+    /// How many events' states are kept in memory.
+    pub fn kept_states(&self) -> usize {
+        self.folded.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Projects every event of the directory whose stored view is missing or
@@ -162,6 +191,7 @@ impl Projector {
     ) {
         tokio::pin!(shutdown);
         let mut last_round = tokio::time::Instant::now() - PROJECTION_PACING;
+        let mut eviction = tokio::time::interval(IDLE_STATE_EVICTION);
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(last_round + PROJECTION_PACING) => {},
@@ -169,6 +199,11 @@ impl Projector {
             }
             let batch = tokio::select! {
                 batch = trigger.next_batch() => batch,
+                _ = eviction.tick() => {
+                    let evicted = self.evict_idle();
+                    tracing::debug!(evicted, "dropped idle event states");
+                    continue;
+                }
                 () = &mut shutdown => return,
             };
             last_round = tokio::time::Instant::now();

@@ -135,3 +135,28 @@ async fn unknown_events_are_skipped() {
     let projector = Projector::new(MemoryStore::store());
     assert_eq!(projector.project(event().id).await.unwrap(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_states_are_dropped_and_rebuilt_from_the_log() {
+    let store = MemoryStore::store();
+    let meta = event();
+    store.directory.create(&meta).await.unwrap();
+    let records = history(meta.id, 50);
+    store
+        .log
+        .append_batch(meta.log(), records.clone())
+        .await
+        .unwrap();
+    let projector = Projector::new(store.clone());
+    projector.project(meta.id).await.unwrap();
+    assert_eq!(projector.kept_states(), 1);
+    tokio::time::advance(openfloor_projector::IDLE_STATE_EVICTION / 2).await;
+    assert_eq!(projector.evict_idle(), 0, "recently used");
+    tokio::time::advance(openfloor_projector::IDLE_STATE_EVICTION).await;
+    assert_eq!(projector.evict_idle(), 1);
+    assert_eq!(projector.kept_states(), 0);
+    // The next projection rebuilds it, exactly.
+    let before = store.views.get(meta.id).await.unwrap().unwrap();
+    projector.project(meta.id).await.unwrap();
+    assert_eq!(store.views.get(meta.id).await.unwrap().unwrap(), before);
+}
