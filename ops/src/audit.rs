@@ -278,3 +278,78 @@ pub fn render_json_lines(audit: &Audit, out: &mut String) {
         out.push('\n');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openfloor_domain::ids::EventId;
+    use openfloor_domain::record::ClientHash;
+    use ulid::Ulid;
+
+    use super::*;
+
+    fn votes_from_one_client(count: u64, spacing_ms: u64) -> Vec<Record> {
+        let event = EventId::from_ulid(Ulid::from_parts(1_790_000_000_000, 1));
+        let client = ClientHash::derive(b"salt", event, "198.51.100.4");
+        (0..count)
+            .map(|i| Record {
+                id: RecordId::from_ulid(Ulid::from_parts(
+                    1_790_000_000_000 + i * spacing_ms,
+                    u128::from(i),
+                )),
+                event,
+                client: Some(client.clone()),
+                body: RecordBody::Vote {
+                    question: QuestionId::from_ulid(Ulid::from_parts(1, 1)),
+                    voter: VoterId::parse(&format!("{i:020x}")).unwrap(),
+                    n: 1,
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn many_voters_behind_one_address_raise_one_signal() {
+        let rules = SignalRules::default();
+        let burst = audit(&votes_from_one_client(25, 1_000), rules);
+        assert_eq!(burst.signals.len(), 1, "{:?}", burst.signals);
+        assert_eq!(burst.signals[0]["voters"], 25);
+        assert!(
+            !burst.signals[0].to_string().contains("198.51.100.4"),
+            "never the address"
+        );
+        // The same voters spread over hours are not a burst.
+        let spread = audit(&votes_from_one_client(25, 30 * 60 * 1000), rules);
+        assert!(spread.signals.is_empty(), "{:?}", spread.signals);
+        // Below the threshold, nothing.
+        assert!(audit(&votes_from_one_client(19, 1_000), rules)
+            .signals
+            .is_empty());
+    }
+
+    #[test]
+    fn the_vote_timeline_follows_votes_and_withdrawals() {
+        let mut records = votes_from_one_client(3, 1_000);
+        let withdraw = Record {
+            id: RecordId::from_ulid(Ulid::from_parts(1_790_000_100_000, 9)),
+            event: records[0].event,
+            client: None,
+            body: RecordBody::Vote {
+                question: QuestionId::from_ulid(Ulid::from_parts(1, 1)),
+                voter: VoterId::parse(&format!("{:020x}", 0)).unwrap(),
+                n: 2,
+            },
+        };
+        records.push(withdraw);
+        let a = audit(&records, SignalRules::default());
+        let counts: Vec<u64> = a
+            .vote_timelines
+            .values()
+            .next()
+            .unwrap()
+            .iter()
+            .map(|(_, c)| *c)
+            .collect();
+        assert_eq!(counts, [1, 2, 3, 2]);
+        assert_eq!(a.timeline.last().unwrap().action, "withdraw_vote");
+    }
+}
