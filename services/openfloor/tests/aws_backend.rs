@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{openfloor, start_with};
+use support::{ask, create_event, openfloor, start_with};
 
 fn endpoint() -> Option<String> {
     match std::env::var("OPENFLOOR_TEST_AWS_ENDPOINT") {
@@ -46,28 +46,16 @@ async fn the_service_runs_on_dynamodb_and_sqs_and_the_ops_commands_work_there() 
     let http = reqwest::Client::new();
     let base = &server.base;
 
-    let created: Value = http
-        .post(format!("{base}/api/events"))
-        .json(&json!({"title": "Sydney"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (eid, _, created) = create_event(&http, base, "Sydney").await;
     assert_eq!(created["region"], "ap-southeast-2");
-    let eid = created["id"].as_str().unwrap().to_owned();
-    let asked: Value = http
-        .post(format!("{base}/api/events/{eid}/questions"))
-        .header("x-voter", "aws-asker-000000000000")
-        .json(&json!({"text": "Does it work on DynamoDB?"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let qid = asked["id"].as_str().unwrap();
+    let qid = ask(
+        &http,
+        base,
+        &eid,
+        "aws-asker-000000000000",
+        "Does it work on DynamoDB?",
+    )
+    .await;
     for voter in ["aws-voter-a-0000000000", "aws-voter-b-0000000000"] {
         let r = http
             .put(format!("{base}/api/events/{eid}/questions/{qid}/vote"))

@@ -11,37 +11,26 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::start;
+use support::{ask, create_event, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_votes_survive_sigkill() {
     let data = tempfile::tempdir().unwrap();
     let mut server = start(data.path());
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{}/api/events", server.base))
-        .json(&json!({"title": "crash"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let eid = created["id"].as_str().unwrap().to_owned();
-    let secret = created["secret"].as_str().unwrap().to_owned();
+    let (eid, secret, _) = create_event(&client, &server.base, "crash").await;
     let mut questions = Vec::new();
     for i in 0..4 {
-        let r: Value = client
-            .post(format!("{}/api/events/{eid}/questions", server.base))
-            .header("x-voter", "asker-0000000000000000")
-            .json(&json!({"text": format!("question {i}")}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        questions.push(r["id"].as_str().unwrap().to_owned());
+        questions.push(
+            ask(
+                &client,
+                &server.base,
+                &eid,
+                "asker-0000000000000000",
+                &format!("question {i}"),
+            )
+            .await,
+        );
     }
 
     // Each vote comes from a fresh voter, so each acknowledgement is one record.

@@ -6,7 +6,7 @@ mod support;
 use std::process::Output;
 
 use serde_json::{json, Value};
-use support::{openfloor, start};
+use support::{ask, create_event, openfloor, start};
 
 fn text(o: &Output) -> String {
     assert!(
@@ -30,41 +30,9 @@ async fn host_an_event(data: &std::path::Path) -> (String, String, String) {
     let server = start(data);
     let c = reqwest::Client::new();
     let base = &server.base;
-    let created: Value = c
-        .post(format!("{base}/api/events"))
-        .json(&json!({"title": "Audit me"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (eid, secret) = (
-        created["id"].as_str().unwrap().to_owned(),
-        created["secret"].as_str().unwrap().to_owned(),
-    );
-    let ask = |token: &'static str, text: &'static str| {
-        c.post(format!("{base}/api/events/{eid}/questions"))
-            .header("x-voter", token)
-            .json(&json!({"text": text}))
-            .send()
-    };
-    let q1: Value = ask(TOKENS[0], "teh typo")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let q2: Value = ask(TOKENS[1], "second")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (q1, q2) = (
-        q1["id"].as_str().unwrap().to_owned(),
-        q2["id"].as_str().unwrap().to_owned(),
-    );
+    let (eid, secret, _) = create_event(&c, base, "Audit me").await;
+    let q1 = ask(&c, base, &eid, TOKENS[0], "teh typo").await;
+    let q2 = ask(&c, base, &eid, TOKENS[1], "second").await;
     for token in TOKENS {
         c.put(format!("{base}/api/events/{eid}/questions/{q1}/vote"))
             .header("x-voter", token)

@@ -67,3 +67,47 @@ pub fn openfloor(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     drop(input);
     child.wait_with_output().unwrap()
 }
+
+/// Creates an event through the API; returns its id, host secret and the
+/// whole answer.
+#[allow(dead_code)] // not every test binary creates events this way
+pub async fn create_event(
+    client: &reqwest::Client,
+    base: &str,
+    title: &str,
+) -> (String, String, serde_json::Value) {
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/events"))
+        .json(&serde_json::json!({"title": title}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    (id, secret, created)
+}
+
+/// Asks `text` as the voter holding `token`; returns the question id.
+#[allow(dead_code)]
+pub async fn ask(
+    client: &reqwest::Client,
+    base: &str,
+    event: &str,
+    token: &str,
+    text: &str,
+) -> String {
+    let asked: serde_json::Value = client
+        .post(format!("{base}/api/events/{event}/questions"))
+        .header("x-voter", token)
+        .json(&serde_json::json!({"text": text}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    asked["id"].as_str().unwrap().to_owned()
+}
