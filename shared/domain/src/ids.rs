@@ -113,17 +113,25 @@ impl VoterId {
     /// Accepts a written voter id (from a record): exactly 20 lower-case hex
     /// characters, so a key built from it never contains a separator.
     pub fn parse(s: &str) -> Result<Self, MalformedId> {
-        let malformed = MalformedId { what: "voter id" };
-        if s.len() != VOTER_ID_BYTES * 2 {
-            return Err(malformed);
+        // Bytes, not chars: any non-ASCII input is refused before it could be
+        // sliced in the middle of a character.
+        fn nibble(b: u8) -> Option<u8> {
+            match b {
+                b'0'..=b'9' => Some(b - b'0'),
+                b'a'..=b'f' => Some(b - b'a' + 10),
+                _ => None,
+            }
+        }
+        let bytes = s.as_bytes();
+        if bytes.len() != VOTER_ID_BYTES * 2 {
+            return Err(MalformedId { what: "voter id" });
         }
         let mut id = [0; VOTER_ID_BYTES];
         for (i, byte) in id.iter_mut().enumerate() {
-            let pair = &s[i * 2..i * 2 + 2];
-            if !pair.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                return Err(malformed);
+            match (nibble(bytes[i * 2]), nibble(bytes[i * 2 + 1])) {
+                (Some(hi), Some(lo)) => *byte = hi << 4 | lo,
+                _ => return Err(MalformedId { what: "voter id" }),
             }
-            *byte = u8::from_str_radix(pair, 16).map_err(|_| malformed.clone())?;
         }
         Ok(Self(id))
     }
@@ -238,6 +246,10 @@ mod tests {
         assert!(!a.to_string().contains("abcdef"));
         assert_eq!(VoterId::parse(&a.to_string()).unwrap(), a);
         assert!(VoterId::parse("ABCDEF0123456789abcd").is_err());
+        // Twenty bytes with a two-byte character at an odd offset: refused,
+        // not a panic.
+        assert!(VoterId::parse("0é0123456789abcdef0").is_err());
+        assert_eq!("0é0123456789abcdef0".len(), 20);
     }
 
     #[test]

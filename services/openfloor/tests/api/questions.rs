@@ -332,3 +332,38 @@ async fn a_flood_of_asks_from_one_voter_is_rate_limited_and_changes_nothing() {
         .await;
     assert!(!view.to_string().contains("spam 5"));
 }
+
+#[tokio::test]
+async fn a_malformed_voter_cookie_gets_a_fresh_identity_not_an_error() {
+    let app = spawn_app().await;
+    let event = app.create_event("Cookies").await;
+    let qid = app.ask(&event.id, "cookie jar").await;
+    let url = app.url(&format!("/api/events/{}/questions/{qid}/vote", event.id));
+    for cookie in [
+        "openfloor_voter=short",
+        "openfloor_voter=has spaces and more",
+        "openfloor_voter=",
+        "garbage",
+        "openfloor_voter=é-not-ascii-at-all-really",
+    ] {
+        let r = app
+            .client
+            .put(&url)
+            .header("cookie", cookie)
+            .json(&json!({"up": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "{cookie}");
+        assert!(
+            r.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .starts_with("openfloor_voter="),
+            "{cookie}"
+        );
+    }
+    // Each got its own fresh identity, so each vote counted.
+    app.wait_for_guest(&event.id, |v| votes_of(v, &qid) == Some(5))
+        .await;
+}
