@@ -58,6 +58,7 @@ async function poll() {
     }
     state.freshAt = Date.now();
     state.failures = 0;
+    showFreshness();
     problem(null);
     schedule(document.hidden ? POLL_HIDDEN_MS : POLL_VISIBLE_MS);
   } catch (error) {
@@ -95,9 +96,10 @@ function problem(message, offerRetry = false) {
 
 document.addEventListener('visibilitychange', () => { if (!document.hidden && !state.stopped) poll(); });
 
-setInterval(() => {
+function showFreshness() {
   if (state.freshAt && !state.stopped) $('freshness').textContent = `Updated ${ago(Date.now() - state.freshAt)}`;
-}, 1000);
+}
+setInterval(showFreshness, 1000);
 
 // ---- rendering ---------------------------------------------------------------
 
