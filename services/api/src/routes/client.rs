@@ -5,12 +5,12 @@
 
 use std::sync::LazyLock;
 
-use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::{bytes_response, etag_matches};
 use crate::error::ApiError;
 
 struct Asset {
@@ -67,18 +67,9 @@ static BUILD: LazyLock<Build> = LazyLock::new(|| {
 });
 
 fn html(body: &'static str) -> Response {
-    let mut r = Response::new(Body::from(body));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
     // Short: a new build must reach people within a minute.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    h.insert(
+    let mut r = bytes_response(body, "text/html; charset=utf-8", "public, max-age=60");
+    r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
@@ -103,18 +94,9 @@ pub async fn asset(Path((build, name)): Path<(String, String)>, headers: HeaderM
         return ApiError::NotFound("no such asset").into_response();
     };
     let etag = format!("\"{}-{}\"", BUILD.id, asset.name);
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-    {
+    if etag_matches(&headers, &etag) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    let mut r = Response::new(Body::from(asset.bytes));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
     // This build's URL never changes content; an old build's URL (a page
     // loaded before a deploy) gets today's file with a short cache.
     let cache = if build == BUILD.id {
@@ -122,9 +104,9 @@ pub async fn asset(Path((build, name)): Path<(String, String)>, headers: HeaderM
     } else {
         "public, max-age=60"
     };
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    let mut r = bytes_response(asset.bytes, asset.content_type, cache);
     if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
+        r.headers_mut().insert(header::ETAG, v);
     }
     r
 }
@@ -156,16 +138,10 @@ pub async fn qr(
         .min_dimensions(256, 256)
         .quiet_zone(true)
         .build();
-    let mut r = Response::new(Body::from(svg));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("image/svg+xml"),
-    );
     // The same text always gives the same picture.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=86400"),
-    );
-    Ok(r)
+    Ok(bytes_response(
+        svg,
+        "image/svg+xml",
+        "public, max-age=86400",
+    ))
 }

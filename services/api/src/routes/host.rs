@@ -2,16 +2,15 @@
 //! against the hash of the event named in the path, so one event's secret
 //! can never act on another.
 
-use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use openfloor_domain::ids::RecordId;
 use openfloor_domain::input::QuestionText;
 use openfloor_store::EventMeta;
 use serde::Deserialize;
 
-use super::{serve_view, stored_view, RecordAccepted};
+use super::{bytes_response, serve_view, stored_view, RecordAccepted};
 use crate::commands::{self, authorize, Flag};
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody, PresentedSecret, QuestionPath};
@@ -152,15 +151,9 @@ pub async fn records(
         serde_json::to_writer(&mut body, record).map_err(|_| ApiError::Internal)?;
         body.push(b'\n');
     }
-    let mut response = Response::new(Body::from(body));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(response)
+    Ok(bytes_response(
+        body,
+        "application/x-ndjson",
+        "private, no-store",
+    ))
 }

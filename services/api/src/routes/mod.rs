@@ -51,6 +51,35 @@ async fn stored_view(
     }))
 }
 
+/// A `200` of `body` with its content type and caching: the shape of every
+/// answer here that is not the JSON error envelope or a small JSON value.
+pub(crate) fn bytes_response(
+    body: impl Into<Body>,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    response
+}
+
+/// Whether the request's `If-None-Match` names `etag` (a quoted entity
+/// tag): weak comparison, comma-separated lists and `*`, as RFC 9110 asks.
+pub(crate) fn etag_matches(request_headers: &HeaderMap, etag: &str) -> bool {
+    request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
 /// Serves pre-rendered view bytes with an entity tag; `304` when the client
 /// already has this version.
 fn serve_view(
@@ -59,30 +88,18 @@ fn serve_view(
     cache_control: &'static str,
 ) -> Response {
     let etag = format!("\"{}\"", view.version);
-    let fresh = request_headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*");
-    let mut response = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut r = Response::new(Body::from(view.json.clone()));
+    let mut response = if etag_matches(request_headers, &etag) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
         );
         r
+    } else {
+        bytes_response(view.json.clone(), "application/json", cache_control)
     };
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(cache_control),
-    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
+        response.headers_mut().insert(header::ETAG, v);
     }
     response
 }

@@ -46,6 +46,18 @@ async fn health_and_the_web_client_are_served() {
             r.headers()["cache-control"],
             "public, max-age=31536000, immutable"
         );
+        // Assets revalidate like views: the tag alone, or weak within a list.
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        for tag in [etag.clone(), format!("\"other\", W/{etag}")] {
+            let r = app
+                .client
+                .get(app.url(&format!("/assets/{build}/{name}")))
+                .header("if-none-match", tag)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        }
     }
 }
 
