@@ -13,7 +13,8 @@ use openfloor_store::Store;
 
 use crate::audit::{audit, render_json_lines, render_text, SignalRules};
 use crate::export::{import, read_export, write_export};
-use crate::replay::{load_event, parse_time, replay_records, verify_event, views_document};
+use crate::replay::{load_event, parse_time, replay_records, views_document};
+use openfloor_projector::verify::verify_event;
 
 #[derive(Debug, Subcommand)]
 pub enum OpsCommand {

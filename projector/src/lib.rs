@@ -22,6 +22,8 @@ use openfloor_domain::view::render;
 use openfloor_store::{EventLog, LocalTrigger, LogCursor, Store, StoreResult, StoredView, Trigger};
 use tokio::sync::Mutex;
 
+pub mod verify;
+
 /// Folds `records` (any order, duplicates allowed as long as `records`
 /// counts distinct ones) into the view the projector would store. The one
 /// function live projection, replay and verify share.

@@ -81,23 +81,20 @@ impl ProjectorService {
         failed
     }
 
+    /// Reports (in the logs) how the stored views differ from the log;
+    /// repairs nothing: that is an operator's decision (`verify --repair`).
     async fn verify(&self, event: EventId) -> StoreResult<()> {
         let Some(meta) = self.store.directory.get(event).await? else {
             tracing::warn!(%event, "verify: no such event");
             return Ok(());
         };
-        let records = self.store.log.read_event(meta.log()).await?;
-        let recomputed =
-            openfloor_projector::project_records(event, &records, records.len() as u64);
-        let stored = self.store.views.get(event).await?;
-        match stored {
-            Some(s) if *s == recomputed => {
-                tracing::info!(%event, records = records.len(), "verify: views match the log")
+        let v = openfloor_projector::verify::verify_event(&self.store, &meta, false).await?;
+        if v.problems.is_empty() {
+            tracing::info!(%event, records = v.log_records, "verify: views match the log");
+        } else {
+            for problem in &v.problems {
+                tracing::error!(%event, %problem, "verify: views differ from the log");
             }
-            Some(s) => {
-                tracing::error!(%event, stored = s.records, log = records.len(), "verify: views differ from the log")
-            }
-            None => tracing::error!(%event, "verify: no stored view"),
         }
         Ok(())
     }
