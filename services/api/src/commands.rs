@@ -259,19 +259,17 @@ pub async fn set_flag(
     value: bool,
 ) -> Result<Changed, ApiError> {
     require_question(app, meta.log(), question).await?;
-    let current = move |latest: Option<&Record>| match latest.map(|r| &r.body) {
+    let current = |latest: Option<&Record>| match latest.map(|r| &r.body) {
         Some(RecordBody::Answered { value, .. } | RecordBody::Hidden { value, .. }) => *value,
         _ => false,
     };
-    let (sequence, make): (Sequence, Box<dyn Fn(u32) -> RecordBody + Send + Sync>) = match flag {
-        Flag::Answered => (
-            Sequence::Answered(question),
-            Box::new(move |n| RecordBody::Answered { question, n, value }),
-        ),
-        Flag::Hidden => (
-            Sequence::Hidden(question),
-            Box::new(move |n| RecordBody::Hidden { question, n, value }),
-        ),
+    let sequence = match flag {
+        Flag::Answered => Sequence::Answered(question),
+        Flag::Hidden => Sequence::Hidden(question),
+    };
+    let make = |n| match flag {
+        Flag::Answered => RecordBody::Answered { question, n, value },
+        Flag::Hidden => RecordBody::Hidden { question, n, value },
     };
     change(
         app,

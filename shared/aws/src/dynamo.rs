@@ -19,7 +19,7 @@ use openfloor_store::{
     Views,
 };
 
-use crate::{sdk_error, AwsSettings};
+use crate::{build_error, sdk_error, AwsSettings};
 
 /// DynamoDB's item size limit is 400 KB; keep a margin for attribute names
 /// and numbers.
@@ -391,14 +391,14 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
             .attribute_name(name)
             .key_type(kind)
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(build_error)
     };
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(build_error)
     };
     let tables = [
         (&settings.events_table, vec![("id", KeyType::Hash)], false),
@@ -425,7 +425,7 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
                     .stream_enabled(true)
                     .stream_view_type(StreamViewType::NewImage)
                     .build()
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                    .map_err(build_error)?,
             );
         }
         match create.send().await {
@@ -438,7 +438,7 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
                 .enabled(true)
                 .attribute_name("ttl")
                 .build()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                .map_err(build_error)?;
             if let Err(e) = client
                 .update_time_to_live()
                 .table_name(name)

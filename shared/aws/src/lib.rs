@@ -112,6 +112,12 @@ impl Aws {
     }
 }
 
+/// An SDK request builder refused its input (a required field unset): a bug
+/// here rather than a client's, surfaced like any failed call.
+pub(crate) fn build_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("building a request: {error}"))
+}
+
 /// Maps an SDK failure to the store's errors: throttling means "overloaded",
 /// anything else the SDK could not get through (after its retries) means
 /// "unavailable"; both become 503 with `Retry-After` at the API.

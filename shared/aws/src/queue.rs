@@ -20,7 +20,7 @@ use openfloor_domain::ids::EventId;
 use openfloor_store::{StoreError, StoreResult, Trigger};
 use serde::{Deserialize, Serialize};
 
-use crate::AwsSettings;
+use crate::{build_error, AwsSettings};
 
 /// SQS takes at most 10 entries per batch call (send, delete); the stand-in
 /// does not enforce it, so this code does.
@@ -126,7 +126,7 @@ impl Queue {
                         .id(i.to_string())
                         .message_body(serde_json::to_string(c).expect("commands serialize"))
                         .build()
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))
+                        .map_err(build_error)
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             let out = self
@@ -192,7 +192,7 @@ impl Queue {
                         .id(i.to_string())
                         .receipt_handle(&m.receipt)
                         .build()
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))
+                        .map_err(build_error)
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             self.client

@@ -356,7 +356,7 @@ fn run_batch(
     let mut outcomes = Vec::with_capacity(batch.len());
     for op in batch.iter() {
         outcomes.push(match op {
-            WriteOp::Append { event, record, .. } => Some(OpOutcome::Append(insert_record(&tx, *event, record, next_seq)?)),
+            WriteOp::Append { event, record, .. } => OpOutcome::Append(insert_record(&tx, *event, record, next_seq)?),
             WriteOp::AppendMany { event, records, .. } => {
                 let mut inserted = 0;
                 for r in records {
@@ -364,14 +364,14 @@ fn run_batch(
                         inserted += 1;
                     }
                 }
-                Some(OpOutcome::AppendMany(inserted))
+                OpOutcome::AppendMany(inserted)
             }
             WriteOp::CreateEvent { meta, .. } => {
                 let json = serde_json::to_string(meta).expect("event meta serializes");
                 let n = tx
                     .prepare_cached("INSERT INTO events (id, expires_at, meta) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING")?
                     .execute(params![meta.id.to_string(), meta.expires_at as i64, json])?;
-                Some(OpOutcome::Created(n == 1))
+                OpOutcome::Created(n == 1)
             }
             WriteOp::PutView { event, view, force, .. } => {
                 let n = tx
@@ -392,7 +392,7 @@ fn run_batch(
                         view.host.version,
                         force
                     ])?;
-                Some(OpOutcome::ViewStored(n == 1))
+                OpOutcome::ViewStored(n == 1)
             }
             WriteOp::PurgeExpired { now, .. } => {
                 let now = i64::try_from(*now).unwrap_or(i64::MAX);
@@ -400,7 +400,7 @@ fn run_batch(
                 let records = tx.execute(&format!("DELETE FROM records WHERE event IN ({expired})"), params![now])?;
                 tx.execute(&format!("DELETE FROM views WHERE event IN ({expired})"), params![now])?;
                 tx.execute("DELETE FROM events WHERE expires_at <= ?1", params![now])?;
-                Some(OpOutcome::Purged(records as u64))
+                OpOutcome::Purged(records as u64)
             }
         });
     }
@@ -413,11 +413,11 @@ fn run_batch(
         .drain(..)
         .zip(outcomes)
         .map(|(op, outcome)| match (op, outcome) {
-            (WriteOp::Append { reply, .. }, Some(OpOutcome::Append(a))) => Done::Append(reply, a),
-            (WriteOp::AppendMany { reply, .. }, Some(OpOutcome::AppendMany(n))) => {
+            (WriteOp::Append { reply, .. }, OpOutcome::Append(a)) => Done::Append(reply, a),
+            (WriteOp::AppendMany { reply, .. }, OpOutcome::AppendMany(n)) => {
                 Done::AppendMany(reply, n)
             }
-            (WriteOp::CreateEvent { reply, meta }, Some(OpOutcome::Created(created))) => {
+            (WriteOp::CreateEvent { reply, meta }, OpOutcome::Created(created)) => {
                 Done::CreateEvent(
                     reply,
                     if created {
@@ -427,12 +427,8 @@ fn run_batch(
                     },
                 )
             }
-            (WriteOp::PutView { reply, .. }, Some(OpOutcome::ViewStored(s))) => {
-                Done::PutView(reply, s)
-            }
-            (WriteOp::PurgeExpired { reply, .. }, Some(OpOutcome::Purged(n))) => {
-                Done::Purged(reply, n)
-            }
+            (WriteOp::PutView { reply, .. }, OpOutcome::ViewStored(s)) => Done::PutView(reply, s),
+            (WriteOp::PurgeExpired { reply, .. }, OpOutcome::Purged(n)) => Done::Purged(reply, n),
             _ => unreachable!("each op produces the outcome of its own kind"),
         })
         .collect())
