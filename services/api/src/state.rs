@@ -79,7 +79,7 @@ struct Shared {
     limits: crate::limits::RateLimits,
     /// Directory entries are written once, so a found one can be kept.
     /// (Misses are not kept: on AWS a new event may not have replicated yet.)
-    events: RwLock<HashMap<EventId, EventMeta>>,
+    events: RwLock<HashMap<EventId, Arc<EventMeta>>>,
 }
 
 impl AppState {
@@ -119,8 +119,9 @@ impl AppState {
         &self.inner.limits
     }
 
-    /// The live (unexpired) event, or 404.
-    pub async fn event(&self, id: EventId) -> Result<EventMeta, ApiError> {
+    /// The live (unexpired) event, or 404. Shared, not copied: every
+    /// request looks its event up.
+    pub async fn event(&self, id: EventId) -> Result<Arc<EventMeta>, ApiError> {
         let cached = self
             .inner
             .events
@@ -131,12 +132,13 @@ impl AppState {
         let meta = match cached {
             Some(meta) => meta,
             None => {
-                let meta = self
-                    .store
-                    .directory
-                    .get(id)
-                    .await?
-                    .ok_or(ApiError::NotFound("no such event"))?;
+                let meta = Arc::new(
+                    self.store
+                        .directory
+                        .get(id)
+                        .await?
+                        .ok_or(ApiError::NotFound("no such event"))?,
+                );
                 self.inner
                     .events
                     .write()

@@ -76,7 +76,7 @@ pub async fn get(
     Ok(Json(EventInfo {
         id: meta.id.to_string(),
         title: meta.title.as_str().to_owned(),
-        region: meta.region,
+        region: meta.region.clone(),
         created_at: meta.created_at,
         expires_at: meta.expires_at,
         open,

@@ -28,7 +28,7 @@ async fn host_event(
     app: &AppState,
     eid: openfloor_domain::ids::EventId,
     secret: &PresentedSecret,
-) -> Result<EventMeta, ApiError> {
+) -> Result<std::sync::Arc<EventMeta>, ApiError> {
     let meta = app.event(eid).await?;
     authorize(&meta.secret_hash, secret.0.as_ref())?;
     Ok(meta)
