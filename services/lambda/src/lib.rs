@@ -4,12 +4,11 @@
 //! cannot disagree about a setting.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use clap::Parser;
 use openfloor::cli::Cli;
-use openfloor_api::{ApiConfig, AppState, SystemClock};
+use openfloor_api::{AppState, SystemClock};
 use openfloor_aws::handler::{Incoming, ProjectorService};
 use openfloor_aws::queue::{Queue, SqsTrigger};
 use openfloor_aws::Aws;
@@ -33,21 +32,18 @@ pub fn config_from_env() -> anyhow::Result<Cli> {
 pub async fn api_state(cli: &Cli) -> anyhow::Result<AppState> {
     let aws = Aws::connect(cli.store.aws.settings()).await;
     let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name).await?;
-    let config = ApiConfig {
-        region: aws.settings.region.clone(),
-        retention: Duration::from_secs(u64::from(cli.serve.retention_days) * 24 * 3600),
-        shards: cli.serve.shards,
-        client_salt: cli
-            .serve
-            .client_salt
-            .clone()
-            .unwrap_or_default()
-            .into_bytes(),
-        // Behind API Gateway or CloudFront, the client is the first
-        // X-Forwarded-For address.
-        trust_forwarded_for: true,
-        region_urls: cli.serve.region_urls.iter().cloned().collect(),
-    };
+    let salt = cli
+        .serve
+        .client_salt
+        .clone()
+        .unwrap_or_default()
+        .into_bytes();
+    let mut config = cli
+        .serve
+        .api_config(aws.settings.region.clone(), cli.serve.shards, salt);
+    // Behind API Gateway or CloudFront, the client is the first
+    // X-Forwarded-For address.
+    config.trust_forwarded_for = true;
     Ok(AppState::new(
         aws.store(),
         Arc::new(SqsTrigger::new(queue)),

@@ -154,6 +154,26 @@ pub struct ServeArgs {
     pub trust_forwarded_for: bool,
 }
 
+impl ServeArgs {
+    /// The API's settings, given what the backend decides: the region new
+    /// events live in, their shard count and the client-address salt.
+    pub fn api_config(
+        &self,
+        region: String,
+        shards: u16,
+        client_salt: Vec<u8>,
+    ) -> openfloor_api::ApiConfig {
+        openfloor_api::ApiConfig {
+            region,
+            retention: std::time::Duration::from_secs(u64::from(self.retention_days) * 24 * 3600),
+            shards,
+            client_salt,
+            trust_forwarded_for: self.trust_forwarded_for,
+            region_urls: self.region_urls.iter().cloned().collect(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API, projector and web client (the default).

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openfloor_api::{ApiConfig, AppState, Clock, SystemClock};
+use openfloor_api::{AppState, Clock, SystemClock};
 use openfloor_aws::handler::{run_poller, ProjectorService};
 use openfloor_aws::queue::{Queue, SqsTrigger};
 use openfloor_aws::Aws;
@@ -61,14 +61,11 @@ pub async fn serve_with_clock(
         Backend::Embedded => embedded(&store_args.data, args, clock.clone())?,
         Backend::Aws => aws(store_args, args).await?,
     };
-    let config = ApiConfig {
-        region: backing.region.clone(),
-        retention: Duration::from_secs(u64::from(args.retention_days) * 24 * 3600),
-        shards: backing.shards,
-        client_salt: backing.client_salt.clone(),
-        trust_forwarded_for: args.trust_forwarded_for,
-        region_urls: args.region_urls.iter().cloned().collect(),
-    };
+    let config = args.api_config(
+        backing.region.clone(),
+        backing.shards,
+        backing.client_salt.clone(),
+    );
     let app = AppState::new(
         backing.store.clone(),
         backing.trigger.clone(),
