@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use openfloor_domain::ids::{QuestionId, RecordId, VoterId};
-use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::fold::{EventState, QuestionState};
+use openfloor_domain::ids::{QuestionId, RecordId};
+use openfloor_domain::record::{is_vote, Record, RecordBody};
 use openfloor_domain::Millis;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -76,10 +77,14 @@ pub fn audit(records: &[Record], rules: SignalRules) -> Audit {
     }
 
     let mut timeline = Vec::with_capacity(sorted.len());
-    let mut toggles: HashMap<(QuestionId, VoterId), u32> = HashMap::new();
-    let mut counts: HashMap<QuestionId, u64> = HashMap::new();
+    // The event as of each record, by the fold itself: the vote counts in
+    // the timelines are exactly those the views showed at that moment.
+    let mut state = records.first().map(|r| EventState::new(r.event));
     let mut vote_timelines: BTreeMap<QuestionId, Vec<(Millis, u64)>> = BTreeMap::new();
     for r in &sorted {
+        if let Some(state) = &mut state {
+            state.apply(r);
+        }
         let previous = match (r.sequence(), r.n()) {
             (Some(seq), Some(n)) if n > 1 => values.get(&(seq.prefix(), n - 1)).cloned(),
             _ => None,
@@ -93,26 +98,17 @@ pub fn audit(records: &[Record], rules: SignalRules) -> Audit {
                 None,
                 Some(json!({"text": text.as_str(), "author": author.as_ref().map(|a| a.as_str())})),
             ),
-            RecordBody::Vote { question, voter, n } => {
-                let last = toggles.entry((*question, *voter)).or_insert(0);
-                let count = counts.entry(*question).or_insert(0);
-                if *n > *last {
-                    match (*last % 2 == 1, n % 2 == 1) {
-                        (false, true) => *count += 1,
-                        (true, false) => *count -= 1,
-                        _ => {}
-                    }
-                    *last = *n;
-                }
+            RecordBody::Vote { question, n, .. } => {
+                let count = state
+                    .as_ref()
+                    .and_then(|s| s.question(*question))
+                    .map_or(0, QuestionState::votes);
                 vote_timelines
                     .entry(*question)
                     .or_default()
-                    .push((r.at(), *count));
-                (
-                    if n % 2 == 1 { "vote" } else { "withdraw_vote" },
-                    None,
-                    None,
-                )
+                    .push((r.at(), count));
+                let action = if is_vote(*n) { "vote" } else { "withdraw_vote" };
+                (action, None, None)
             }
             RecordBody::Answered { value, .. } => (
                 "answered",
@@ -165,7 +161,7 @@ fn change_value(body: &RecordBody) -> Value {
         | RecordBody::Hidden { value, .. }
         | RecordBody::Open { value, .. } => json!(value),
         RecordBody::TextCorrected { text, .. } => json!(text.as_str()),
-        RecordBody::Vote { n, .. } => json!(n % 2 == 1),
+        RecordBody::Vote { n, .. } => json!(is_vote(*n)),
         _ => Value::Null,
     }
 }
@@ -281,7 +277,7 @@ pub fn render_json_lines(audit: &Audit, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use openfloor_domain::ids::EventId;
+    use openfloor_domain::ids::{EventId, VoterId};
     use openfloor_domain::record::ClientHash;
     use ulid::Ulid;
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use openfloor_domain::clock::{Clock, SystemClock};
 use openfloor_domain::ids::EventId;
 use openfloor_store::sqlite::SqliteStore;
 use openfloor_store::Store;
@@ -207,10 +208,7 @@ pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode
                 )?;
                 return Ok(ExitCode::SUCCESS);
             };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            let purged = sqlite.purge_expired(now).await?;
+            let purged = sqlite.purge_expired(SystemClock.now_ms()).await?;
             writeln!(stdout, "purged {purged} records of expired events")?;
         }
     }

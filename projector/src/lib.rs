@@ -19,9 +19,14 @@ use openfloor_domain::fold::EventState;
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::Record;
 use openfloor_domain::view::render;
-use openfloor_store::{EventLog, LocalTrigger, LogCursor, Store, StoreResult, StoredView, Trigger};
+use openfloor_domain::Millis;
+use openfloor_store::{
+    cause_chain, EventLog, EventMeta, LocalTrigger, LogCursor, Store, StoreResult, StoredView,
+    Trigger,
+};
 use tokio::sync::Mutex;
 
+pub mod service;
 pub mod verify;
 
 /// Folds `records` (any order, duplicates allowed as long as `records`
@@ -52,6 +57,17 @@ struct Folded {
     records: u64,
     /// When it was last brought up to date, for eviction.
     touched: tokio::time::Instant,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Live events looked at.
+    pub events: usize,
+    /// Events whose stored view changed (it was behind its log).
+    pub changed: usize,
+    /// Events that could not be projected (logged; tried again next time).
+    pub failed: usize,
 }
 
 /// What one projection did.
@@ -103,7 +119,7 @@ impl Projector {
     }
 
     /// Projects `event` now. Unknown events are skipped.
-    #[tracing::instrument(skip(self), fields(%event))]
+    #[tracing::instrument(level = "debug", skip(self), fields(%event, records, stored))]
     pub async fn project(&self, event: EventId) -> StoreResult<Option<Projected>> {
         let Some(meta) = self.store.directory.get(event).await? else {
             tracing::debug!("event not in the directory; nothing to project");
@@ -125,6 +141,9 @@ impl Projector {
         };
         let records = view.records;
         let stored = self.store.views.put(event, Arc::new(view)).await?;
+        let span = tracing::Span::current();
+        span.record("records", records);
+        span.record("stored", stored);
         Ok(Some(Projected { records, stored }))
     }
 
@@ -167,22 +186,49 @@ impl Projector {
         self.folded.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// Projects every event of the directory whose stored view is missing or
-    /// folds fewer records than its log holds: run at start, so records
-    /// acknowledged just before a crash reach the views.
-    pub async fn catch_up(&self, now: openfloor_domain::Millis) -> StoreResult<usize> {
-        let mut projected = 0;
+    /// Re-projects every live event that `include` accepts, one at a time,
+    /// and says how many views changed: a changed view means its log had
+    /// records the view did not fold yet (a notification lost, or records
+    /// acknowledged just before a crash). One event's failure is logged and
+    /// counted, and the sweep goes on to the next: no event can stop the
+    /// others from being projected.
+    #[tracing::instrument(skip_all)]
+    pub async fn sweep(
+        &self,
+        now: Millis,
+        include: impl Fn(&EventMeta) -> bool,
+    ) -> StoreResult<SweepReport> {
+        let mut report = SweepReport::default();
         for meta in self.store.directory.list().await? {
-            if meta.is_expired(now) {
+            if meta.is_expired(now) || !include(&meta) {
                 continue;
             }
-            if let Some(p) = self.project(meta.id).await? {
-                if p.stored {
-                    projected += 1;
+            let event = meta.id;
+            let outcome = async {
+                let before = self.store.views.get(event).await?.map(|v| v.records);
+                let after = self.project(event).await?.map(|p| p.records);
+                StoreResult::Ok(before != after)
+            };
+            report.events += 1;
+            match outcome.await {
+                Ok(true) => report.changed += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    report.failed += 1;
+                    tracing::warn!(%event, error = %cause_chain(&error), "sweep: projecting this event failed; going on");
                 }
             }
         }
-        Ok(projected)
+        if report.changed > 0 || report.failed > 0 {
+            tracing::info!(?report, "sweep re-projected events whose views were behind");
+        }
+        Ok(report)
+    }
+
+    /// Sweeps every live event of the store: run at start, so records
+    /// acknowledged just before a crash reach the views.
+    pub async fn catch_up(&self, now: Millis) -> StoreResult<SweepReport> {
+        self.sweep(now, |_| true).await
     }
 
     /// Serves `trigger` until `shutdown` resolves.

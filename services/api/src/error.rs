@@ -1,15 +1,32 @@
 //! The one boundary error type. It owns the HTTP mapping and the JSON error
-//! envelope of API.md: `{"error": {"code": "...", "message": "..."}}`.
+//! envelope of the contract: `{"error": {"code": "...", "message": "..."}}`.
 //!
-//! Policy: client mistakes say what was wrong; infrastructure failures
-//! become 503 (retryable, with `Retry-After`) or 500, with details logged,
-//! never returned.
+//! # Error policy
+//!
+//! - **Client mistakes** (bad input, a refused command, a missing secret)
+//!   are 4xx, with a message that says what was wrong. They are not logged
+//!   as errors: they are the service working.
+//! - **Infrastructure failures** become 503 with `Retry-After` when trying
+//!   again may help (the store is overloaded or unreachable, a sequence is
+//!   contended) or 500 otherwise (corrupt data, a bug). They keep their
+//!   cause ([`ApiError::Unavailable`] and [`ApiError::Internal`] hold it as
+//!   their `source`), and are logged **once**, with the whole cause chain,
+//!   where they become a response ([`IntoResponse`] below), never where
+//!   they are converted. The client sees only the status and a generic
+//!   message: causes can name tables, paths and internals.
+//! - Lower layers return typed errors with context (`StoreError` keeps the
+//!   backend's error as its source); only this module decides statuses.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use openfloor_commands::ExecuteError;
+use openfloor_domain::command::Refusal;
 use openfloor_domain::ids::MalformedId;
 use openfloor_domain::input::InvalidText;
-use openfloor_store::StoreError;
+use openfloor_store::{cause_chain, StoreError};
+
+/// Any error, kept as a cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 use serde_json::json;
 
 /// Seconds a client should wait after a 503.
@@ -25,34 +42,52 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(&'static str),
-    #[error("this event is closed to new questions")]
-    EventClosed,
-    #[error("a question with this id already exists with other content")]
-    QuestionIdReused,
+    /// A command the domain refused (409, or 404 for an unknown question).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     /// Too many requests from one voter; the seconds to wait.
     #[error("too many requests; try again in {0} s")]
     RateLimited(u64),
+    /// Retryable: the cause says why (for the log, never the client).
     #[error("the service is busy; try again shortly")]
-    Unavailable,
+    Unavailable(#[source] BoxError),
+    /// Not retryable: a bug or damaged data.
     #[error("internal error")]
-    Internal,
+    Internal(#[source] BoxError),
 }
 
 impl ApiError {
+    /// A retryable failure, keeping its cause.
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        ApiError::Unavailable(cause.into())
+    }
+
+    /// A failure that is nobody's mistake but ours, keeping its cause.
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        ApiError::Internal(cause.into())
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::EventClosed => (StatusCode::CONFLICT, "event_closed"),
-            ApiError::QuestionIdReused => (StatusCode::CONFLICT, "question_id_reused"),
+            ApiError::NotFound(_) | ApiError::Refused(Refusal::NoSuchQuestion) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            ApiError::Refused(Refusal::EventClosed) => (StatusCode::CONFLICT, "event_closed"),
+            ApiError::Refused(Refusal::QuestionIdReused) => {
+                (StatusCode::CONFLICT, "question_id_reused")
+            }
+            ApiError::Refused(Refusal::SequenceExhausted) => {
+                (StatusCode::CONFLICT, "sequence_exhausted")
+            }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -60,6 +95,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        // The one place a 5xx is logged, with everything that led to it.
+        match &self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(status = status.as_u16(), error = %cause_chain(cause.as_ref()), "answered 503");
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(status = status.as_u16(), error = %cause_chain(cause.as_ref()), "answered 500");
+            }
+            _ => {}
+        }
         let body = json!({"error": {"code": code, "message": self.to_string()}});
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
@@ -67,13 +112,13 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(seconds) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
-            ApiError::Unavailable => {
+            ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
             _ => {}
-        }
-        if matches!(self, ApiError::Unauthorized) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         // Errors are about this request; never let a shared cache keep one.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -84,13 +129,24 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Overloaded | StoreError::Unavailable(_) => {
-                tracing::warn!(%error, "storage unavailable");
-                ApiError::Unavailable
+            StoreError::Overloaded { .. } | StoreError::Unavailable { .. } => {
+                ApiError::unavailable(error)
             }
-            StoreError::Corrupt(_) | StoreError::AlreadyExists(_) | StoreError::TooLarge(_) => {
-                tracing::error!(%error, "storage error");
-                ApiError::Internal
+            StoreError::Corrupt { .. } | StoreError::AlreadyExists(_) | StoreError::TooLarge(_) => {
+                ApiError::internal(error)
+            }
+        }
+    }
+}
+
+impl<A: Into<ApiError>> From<ExecuteError<A>> for ApiError {
+    fn from(error: ExecuteError<A>) -> Self {
+        match error {
+            ExecuteError::Refused(refusal) => ApiError::Refused(refusal),
+            ExecuteError::NotAdmitted(why) => why.into(),
+            ExecuteError::Store(error) => error.into(),
+            contended @ ExecuteError::Contended { .. } => {
+                ApiError::unavailable(contended.to_string())
             }
         }
     }
@@ -105,5 +161,12 @@ impl From<MalformedId> for ApiError {
 impl From<InvalidText> for ApiError {
     fn from(e: InvalidText) -> Self {
         ApiError::InvalidInput(e.to_string())
+    }
+}
+
+/// Commands without an admission check cannot fail it.
+impl From<std::convert::Infallible> for ApiError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
     }
 }

@@ -5,7 +5,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
+use axum_extra::headers::authorization::Bearer;
+use axum_extra::headers::{Authorization, HeaderMapExt};
 use openfloor_domain::ids::{EventId, QuestionId, VoterToken};
 use openfloor_domain::secret::HostSecret;
 use serde::de::DeserializeOwned;
@@ -16,8 +18,10 @@ use crate::error::ApiError;
 /// four-byte characters, JSON-escaped, still fits.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
-/// A JSON body, parsed whatever the `Content-Type` (clients are forgiven a
-/// missing header; they are not forgiven bad JSON).
+/// A JSON object body, parsed whatever the `Content-Type` (clients are
+/// forgiven a missing header; they are not forgiven bad JSON). Every body
+/// of the contract is an object: an array or a scalar is a 400, even where
+/// serde could read a struct from an array.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -36,6 +40,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ))
                 }
             })?;
+        // JSON's whitespace is exactly these four bytes (RFC 8259).
+        let first = bytes
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if first.is_some_and(|b| *b != b'{') {
+            return Err(ApiError::BadRequest(
+                "malformed JSON body: expected a JSON object".into(),
+            ));
+        }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
@@ -48,16 +61,24 @@ pub struct EventPath(pub EventId);
 /// `{eid}` and `{qid}` of the path.
 pub struct QuestionPath(pub EventId, pub QuestionId);
 
+/// The path's parameters, whatever the route.
+async fn path_params<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let axum::extract::Path(params) =
+        axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(params)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for EventPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(params) =
-            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        let eid = find(&params, "eid")?;
-        Ok(EventPath(eid.parse()?))
+        let params = path_params(parts, state).await?;
+        Ok(EventPath(find(&params, "eid")?.parse()?))
     }
 }
 
@@ -65,10 +86,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QuestionPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(params) =
-            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let params = path_params(parts, state).await?;
         Ok(QuestionPath(
             find(&params, "eid")?.parse()?,
             find(&params, "qid")?.parse()?,
@@ -76,12 +94,13 @@ impl<S: Send + Sync> FromRequestParts<S> for QuestionPath {
     }
 }
 
+/// A named path parameter. Its absence is a routing bug, not the client's.
 fn find<'a>(params: &'a [(String, String)], name: &str) -> Result<&'a str, ApiError> {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-        .ok_or(ApiError::Internal)
+        .ok_or_else(|| ApiError::internal(format!("route has no `{name}` parameter")))
 }
 
 /// The bearer secret a host presented, if any. Checked against the event's
@@ -92,16 +111,14 @@ impl<S: Send + Sync> FromRequestParts<S> for PresentedSecret {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // `Authorization: Bearer <secret>`, parsed by the `headers` crate;
+        // anything else (no header, another scheme) is no secret.
         let secret = parts
             .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
+            .typed_get::<Authorization<Bearer>>()
+            .map(|auth| auth.token().trim().to_owned())
             .filter(|t| !t.is_empty())
-            .map(HostSecret::presented);
+            .map(|t| HostSecret::presented(&t));
         Ok(PresentedSecret(secret))
     }
 }
@@ -118,7 +135,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Voter {
             .get::<VoterToken>()
             .cloned()
             .map(Voter)
-            .ok_or(ApiError::Internal)
+            .ok_or_else(|| ApiError::internal("the voter middleware did not run on this route"))
     }
 }
 

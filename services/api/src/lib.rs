@@ -2,7 +2,6 @@
 //! builds it; the local server, the tests and the Lambda entry point all
 //! call it, so they cannot drift apart.
 
-pub mod commands;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -12,16 +11,21 @@ pub mod state;
 pub mod voter;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::MatchedPath;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
-pub use state::{ApiConfig, AppState, Clock, SystemClock};
+pub use openfloor_domain::clock::{Clock, SystemClock};
+pub use state::{ApiConfig, AppState};
 
 use routes::{client, events, host, questions};
 
@@ -79,14 +83,51 @@ pub fn router(app: AppState) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outside the trace layer, so the request's span carries its id;
+        // a client's or proxy's own `x-request-id` is kept.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUlid))
         .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                tracing::error!("a handler panicked");
-                ApiError::Internal.into_response()
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                ApiError::internal(format!("a handler panicked: {what}")).into_response()
             },
         ))
         .with_state(app)
+}
+
+/// Request ids are ULIDs: unique, and sortable by when they were made.
+#[derive(Clone, Copy)]
+struct MakeRequestUlid;
+
+impl MakeRequestId for MakeRequestUlid {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&ulid::Ulid::new().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// One span per request: method, route template (never the raw path, which
+/// may carry ids in bulk) and request id. Handlers add the event and
+/// question; nothing secret is ever a field (the host secret is a header,
+/// and the voter token a cookie or header, neither of which is recorded).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), route, request_id)
 }
 
 async fn health(

@@ -53,15 +53,19 @@ pub async fn home_region(State(app): State<AppState>, req: Request, next: Next) 
                     }
                     response
                 }
-                None => {
-                    tracing::warn!(%event, region = %meta.region, "event homed in a region with no known URL");
-                    ApiError::Unavailable.into_response()
-                }
+                None => ApiError::unavailable(format!(
+                    "event {event} is homed in region {} and no URL is configured for it",
+                    meta.region
+                ))
+                .into_response(),
             }
         }
         Err(ApiError::NotFound(_)) if recently_minted(event, app.clock.now_ms()) => {
             // Probably created in another region a moment ago.
-            ApiError::Unavailable.into_response()
+            ApiError::unavailable(format!(
+                "event {event} is not in this region's directory yet (replicating?)"
+            ))
+            .into_response()
         }
         _ => next.run(req).await,
     }

@@ -1,35 +1,16 @@
-//! What every handler shares: the storage roles, the trigger, the settings,
-//! and the clock.
+//! What every handler shares: the store (for reads), the command executor
+//! (for every change), the settings and the clock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use openfloor_domain::ids::{EventId, RecordId};
-use openfloor_domain::Millis;
+use openfloor_commands::Executor;
+use openfloor_domain::clock::Clock;
+use openfloor_domain::ids::EventId;
 use openfloor_store::{EventMeta, Store, Trigger};
-use ulid::Generator;
 
 use crate::error::ApiError;
-
-/// The time source. Injectable so tests can control expiry.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> SystemTime;
-
-    fn now_ms(&self) -> Millis {
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
 
 /// Settings of the API, fixed at start.
 #[derive(Debug, Clone)]
@@ -66,16 +47,15 @@ impl Default for ApiConfig {
 /// Shared by all handlers.
 #[derive(Clone)]
 pub struct AppState {
+    /// For reads; every change goes through [`AppState::executor`].
     pub store: Store,
-    pub trigger: Arc<dyn Trigger>,
+    pub executor: Arc<Executor>,
     pub config: Arc<ApiConfig>,
     pub clock: Arc<dyn Clock>,
     inner: Arc<Shared>,
 }
 
 struct Shared {
-    /// Monotonic ULIDs: records minted in one millisecond keep their order.
-    ids: Mutex<Generator>,
     limits: crate::limits::RateLimits,
     /// Directory entries are written once, so a found one can be kept.
     /// (Misses are not kept: on AWS a new event may not have replicated yet.)
@@ -90,29 +70,20 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            executor: Arc::new(Executor::new(store.clone(), trigger, clock.clone())),
             store,
-            trigger,
             config: Arc::new(config),
             clock,
             inner: Arc::new(Shared {
-                ids: Mutex::new(Generator::new()),
                 limits: crate::limits::RateLimits::default(),
                 events: RwLock::new(HashMap::new()),
             }),
         }
     }
 
-    /// A fresh, time-ordered ULID.
+    /// A fresh, time-ordered ULID (for a question id the client left out).
     pub fn mint(&self) -> ulid::Ulid {
-        let now = self.clock.now();
-        let mut ids = self.inner.ids.lock().unwrap_or_else(|p| p.into_inner());
-        // Overflow only happens after 2^80 ids in one millisecond.
-        ids.generate_from_datetime(now)
-            .unwrap_or_else(|_| ulid::Ulid::from_datetime(now))
-    }
-
-    pub fn mint_record_id(&self) -> RecordId {
-        RecordId::from_ulid(self.mint())
+        self.executor.mint()
     }
 
     pub fn limits(&self) -> &crate::limits::RateLimits {

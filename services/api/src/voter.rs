@@ -7,23 +7,28 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use cookie::time::Duration as CookieDuration;
 use openfloor_domain::ids::VoterToken;
 
 use crate::error::ApiError;
 
 pub const COOKIE_NAME: &str = "openfloor_voter";
 /// A year: a guest who comes back to a long-lived event is the same voter.
-const COOKIE_MAX_AGE_SECONDS: u32 = 365 * 24 * 3600;
+const COOKIE_MAX_AGE_SECONDS: i64 = 365 * 24 * 3600;
 
+/// The token of the first well-formed voter cookie. Cookie headers are
+/// parsed by the `cookie` crate; a malformed cookie of the same name (a
+/// stale or tampered one) does not hide a valid one after it.
 fn cookie_token(req: &Request) -> Option<VoterToken> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .and_then(|(_, value)| VoterToken::parse(value).ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|c| c.name() == COOKIE_NAME)
+        .find_map(|c| VoterToken::parse(c.value()).ok())
 }
 
 pub async fn voter_identity(mut req: Request, next: Next) -> Response {
@@ -62,12 +67,14 @@ pub async fn voter_identity(mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("public"));
     if let (Some(token), false) = (issued, shareable) {
-        let secure = if https { "; Secure" } else { "" };
-        let cookie = format!(
-            "{COOKIE_NAME}={}; Path=/; Max-Age={COOKIE_MAX_AGE_SECONDS}; HttpOnly; SameSite=Lax{secure}",
-            token.expose()
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
+        let cookie = Cookie::build((COOKIE_NAME, token.expose().to_owned()))
+            .path("/")
+            .max_age(CookieDuration::seconds(COOKIE_MAX_AGE_SECONDS))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(https)
+            .build();
+        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }

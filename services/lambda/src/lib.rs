@@ -1,17 +1,16 @@
 //! The Lambda entry points' shared parts. Configuration comes from the same
 //! environment variables as the service binary (`OPENFLOOR_*`, `AWS_*`),
-//! parsed by the same definitions, so a Lambda and `openfloor --backend aws`
-//! cannot disagree about a setting.
+//! parsed by the same definitions (`openfloor-config`), so a Lambda and
+//! `openfloor --backend aws` cannot disagree about a setting.
 
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use clap::Parser;
-use openfloor::cli::Cli;
 use openfloor_api::{AppState, SystemClock};
-use openfloor_aws::handler::{Incoming, ProjectorService};
 use openfloor_aws::queue::{Queue, SqsTrigger};
 use openfloor_aws::Aws;
+pub use openfloor_config::LambdaSettings;
+use openfloor_projector::service::{Incoming, ProjectorService};
 
 /// JSON logs on standard output, as CloudWatch reads them (it stamps the
 /// time itself).
@@ -24,20 +23,15 @@ pub fn init_tracing() {
 }
 
 /// The service's configuration, read from the environment alone.
-pub fn config_from_env() -> anyhow::Result<Cli> {
-    Ok(Cli::try_parse_from(["openfloor-lambda"])?)
+pub fn config_from_env() -> anyhow::Result<LambdaSettings> {
+    Ok(LambdaSettings::from_env()?)
 }
 
 /// The API's state on AWS: DynamoDB store, SQS trigger.
-pub async fn api_state(cli: &Cli) -> anyhow::Result<AppState> {
+pub async fn api_state(cli: &LambdaSettings) -> anyhow::Result<AppState> {
     let aws = Aws::connect(cli.store.aws.settings()).await;
     let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name).await?;
-    let salt = cli
-        .serve
-        .client_salt
-        .clone()
-        .unwrap_or_default()
-        .into_bytes();
+    let salt = cli.serve.client_salt(None);
     let mut config = cli
         .serve
         .api_config(aws.settings.region.clone(), cli.serve.shards, salt);
@@ -53,7 +47,7 @@ pub async fn api_state(cli: &Cli) -> anyhow::Result<AppState> {
 }
 
 /// The projector on AWS.
-pub async fn projector_service(cli: &Cli) -> ProjectorService {
+pub async fn projector_service(cli: &LambdaSettings) -> ProjectorService {
     let aws = Aws::connect(cli.store.aws.settings()).await;
     ProjectorService::new(aws.store(), aws.settings.region.clone())
 }

@@ -8,17 +8,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openfloor_api::{AppState, Clock, SystemClock};
-use openfloor_aws::handler::{run_poller, ProjectorService};
+use openfloor_api::AppState;
 use openfloor_aws::queue::{Queue, SqsTrigger};
 use openfloor_aws::Aws;
+use openfloor_domain::clock::{Clock, SystemClock};
+use openfloor_projector::service::ProjectorService;
 use openfloor_projector::Projector;
 use openfloor_store::sqlite::SqliteStore;
-use openfloor_store::{LocalTrigger, Store, Trigger};
+use openfloor_store::{cause_chain, LocalTrigger, Store, Trigger};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cli::{Backend, ServeArgs, StoreArgs};
+use crate::poller::run_poller;
 
 /// How often expired events are purged. Expired events already answer 404;
 /// the purge only frees space, so an hour's delay costs nothing.
@@ -38,15 +41,16 @@ pub async fn serve(
     serve_with_clock(listener, store_args, args, Arc::new(SystemClock), shutdown).await
 }
 
-/// What runs beside the API: the projector and housekeeping.
+/// The store and what runs beside the API: the projector and
+/// housekeeping, tracked so that a stop waits for them.
 struct Backing {
     store: Store,
     trigger: Arc<dyn Trigger>,
     region: String,
     shards: u16,
     client_salt: Vec<u8>,
-    tasks: Vec<JoinHandle<()>>,
-    stop: tokio::sync::watch::Sender<bool>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
 }
 
 /// [`serve`] with a chosen clock (tests move time to expire events).
@@ -59,7 +63,7 @@ pub async fn serve_with_clock(
 ) -> anyhow::Result<()> {
     let backing = match store_args.backend {
         Backend::Embedded => embedded(&store_args.data, args, clock.clone())?,
-        Backend::Aws => aws(store_args, args).await?,
+        Backend::Aws => aws(store_args, args, clock.clone()).await?,
     };
     let config = args.api_config(
         backing.region.clone(),
@@ -76,52 +80,48 @@ pub async fn serve_with_clock(
     tracing::info!(%addr, backend = ?store_args.backend, region = %backing.region, "openfloor listening");
     println!("openfloor listening on http://{addr}");
     openfloor_api::serve(listener, app, shutdown).await?;
-    let _ = backing.stop.send(true);
-    for task in backing.tasks {
-        let _ = task.await;
-    }
+    backing.stop.cancel();
+    backing.tasks.close();
+    backing.tasks.wait().await;
     tracing::info!("openfloor stopped");
     Ok(())
-}
-
-/// Resolves when `stop` turns true.
-async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Backing> {
     let sqlite = SqliteStore::open(data)?;
     let store = sqlite.store();
     let trigger = Arc::new(LocalTrigger::new());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
     let projector = Projector::new(store.clone());
-    let projector_task = tokio::spawn({
-        let (trigger, now, stop) = (trigger.clone(), clock.now_ms(), stop_rx.clone());
+    tasks.spawn({
+        let (trigger, now, stop) = (trigger.clone(), clock.now_ms(), stop.clone());
         async move {
             // Records acknowledged just before a crash reach the views.
             match projector.catch_up(now).await {
-                Ok(n) => tracing::info!(events = n, "projector caught up"),
-                Err(error) => {
-                    tracing::error!(%error, "catch-up failed; views update as events change")
-                }
+                Ok(report) => tracing::info!(?report, "projector caught up"),
+                Err(error) => tracing::error!(
+                    error = %cause_chain(&error),
+                    "catch-up failed; views update as events change"
+                ),
             }
-            projector.run(trigger, stopped(stop)).await;
+            projector.run(trigger, stop.cancelled_owned()).await;
         }
     });
     // Retention: expired events' records go within the hour.
-    let purge_task = tokio::spawn({
-        let (sqlite, clock, stop) = (sqlite.clone(), clock.clone(), stop_rx);
+    tasks.spawn({
+        let (sqlite, clock, stop) = (sqlite.clone(), clock.clone(), stop.clone());
         async move {
             let mut every = tokio::time::interval(PURGE_INTERVAL);
-            let stop = stopped(stop);
-            tokio::pin!(stop);
             loop {
                 tokio::select! {
-                    () = &mut stop => return,
+                    () = stop.cancelled() => return,
                     _ = every.tick() => match sqlite.purge_expired(clock.now_ms()).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(records = n, "purged expired events"),
-                        Err(error) => tracing::warn!(%error, "purging expired events failed; will retry"),
+                        Err(error) => tracing::warn!(
+                            error = %cause_chain(&error),
+                            "purging expired events failed; will retry"
+                        ),
                     },
                 }
             }
@@ -132,13 +132,17 @@ fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Res
         trigger,
         region: args.region.clone(),
         shards: 1,
-        client_salt: sqlite.client_salt().to_vec(),
-        tasks: vec![projector_task, purge_task],
+        client_salt: args.client_salt(Some(sqlite.client_salt())),
+        tasks,
         stop,
     })
 }
 
-async fn aws(store_args: &StoreArgs, args: &ServeArgs) -> anyhow::Result<Backing> {
+async fn aws(
+    store_args: &StoreArgs,
+    args: &ServeArgs,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Backing> {
     let aws = Aws::connect(store_args.aws.settings()).await;
     if store_args.aws.create_resources {
         aws.create_resources().await?;
@@ -146,32 +150,25 @@ async fn aws(store_args: &StoreArgs, args: &ServeArgs) -> anyhow::Result<Backing
     let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name).await?;
     let store = aws.store();
     let region = aws.settings.region.clone();
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let service = Arc::new(ProjectorService::new(store.clone(), region.clone()));
-    let poller = tokio::spawn(run_poller(
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let service = Arc::new(ProjectorService::with_clock(
+        store.clone(),
+        region.clone(),
+        clock,
+    ));
+    tasks.spawn(run_poller(
         service,
         queue.clone(),
         SWEEP_INTERVAL,
-        stopped(stop_rx),
+        stop.clone(),
     ));
-    let client_salt = match &args.client_salt {
-        Some(salt) => salt.clone().into_bytes(),
-        None => {
-            tracing::warn!("no --client-salt: address hashes will not match across instances");
-            // 160 random bits, as for a host secret.
-            openfloor_domain::secret::HostSecret::generate()
-                .expose()
-                .as_bytes()
-                .to_vec()
-        }
-    };
     Ok(Backing {
         store,
         trigger: Arc::new(SqsTrigger::new(queue)),
         region,
         shards: args.shards,
-        client_salt,
-        tasks: vec![poller],
+        client_salt: args.client_salt(None),
+        tasks,
         stop,
     })
 }

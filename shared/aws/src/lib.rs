@@ -6,15 +6,16 @@
 //!   key, written with `attribute_not_exists`), and the views (a regional
 //!   table, written with a guard on how many records a view folds);
 //! - [`queue`]: the SQS projector queue (commands: project, verify, sweep;
-//!   a dead-letter queue behind it) and the trigger that nudges it;
-//! - [`handler`]: what the projector does with a batch of queue messages,
-//!   shared by the projector Lambda and the in-process poller.
+//!   a dead-letter queue behind it) and the trigger that nudges it.
+//!
+//! This crate adapts the storage roles to AWS and nothing more: it depends
+//! on the domain and the store only. What the projector does with a queued
+//! command lives with the projector.
 //!
 //! Nothing here needs to reach AWS: `endpoint_url` points it at a stand-in
 //! (moto's server) for development and tests.
 
 pub mod dynamo;
-pub mod handler;
 pub mod queue;
 
 use std::time::Duration;

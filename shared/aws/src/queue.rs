@@ -18,7 +18,6 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use openfloor_domain::ids::EventId;
 use openfloor_store::{StoreError, StoreResult, Trigger};
-use serde::{Deserialize, Serialize};
 
 use crate::{build_error, AwsSettings};
 
@@ -30,17 +29,9 @@ pub const MAX_RECEIVES: u32 = 3;
 /// How long notifications for one event are gathered into one message.
 const NOTIFY_COALESCE: Duration = Duration::from_millis(50);
 
-/// What the projector is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Command {
-    /// Re-project one event (it has new records).
-    Project { event: EventId },
-    /// Recompute one event's views from its log and report differences.
-    Verify { event: EventId },
-    /// Re-project every live event of this region (repairs lost nudges).
-    Sweep,
-}
+/// The commands the queue carries (defined with the projector's trigger
+/// role, so the projector need not know about SQS).
+pub use openfloor_store::ProjectorCommand as Command;
 
 fn sqs_error<E>(what: &str, e: aws_sdk_sqs::error::SdkError<E>) -> StoreError
 where

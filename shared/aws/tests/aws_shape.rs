@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use openfloor::poller::handle_received;
 use openfloor_api::{ApiConfig, AppState, SystemClock};
-use openfloor_aws::handler::{handle_received, ProjectorService};
 use openfloor_aws::queue::{Command, Queue, SqsTrigger, MAX_RECEIVES};
 use openfloor_aws::{Aws, AwsSettings};
 use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody};
 use openfloor_domain::secret::HostSecret;
+use openfloor_projector::service::ProjectorService;
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::{EventMeta, Store};
 use serde_json::{json, Value};
@@ -206,7 +207,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
     assert_eq!(batch.len(), 2);
     let incoming: Vec<_> = batch
         .iter()
-        .map(|m| openfloor_aws::handler::Incoming {
+        .map(|m| openfloor_projector::service::Incoming {
             id: m.id.clone(),
             body: m.body.clone(),
         })
@@ -254,7 +255,7 @@ async fn a_lost_notification_is_repaired_by_the_sweep() {
 
     let service = ProjectorService::new(store.clone(), "eu-west-1".into());
     assert_eq!(
-        service.sweep().await.unwrap(),
+        service.sweep().await.unwrap().changed,
         1,
         "only this region's event, once"
     );
@@ -263,7 +264,11 @@ async fn a_lost_notification_is_repaired_by_the_sweep() {
         store.views.get(elsewhere.id).await.unwrap().is_none(),
         "another region's event is not touched"
     );
-    assert_eq!(service.sweep().await.unwrap(), 0, "nothing behind any more");
+    assert_eq!(
+        service.sweep().await.unwrap().changed,
+        0,
+        "nothing behind any more"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +361,7 @@ async fn reads_follow_every_page_of_a_large_partition() {
 }
 
 fn event_meta() -> EventMeta {
-    let now = openfloor_aws::handler::system_now_ms();
+    let now = openfloor_domain::clock::Clock::now_ms(&SystemClock);
     EventMeta {
         id: EventId::from_ulid(Ulid::new()),
         title: Title::parse("t").unwrap(),

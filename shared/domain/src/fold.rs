@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
 use crate::input::{AuthorName, QuestionText, Title};
-use crate::record::{Record, RecordBody};
+use crate::record::{is_vote, Record, RecordBody};
 use crate::Millis;
 
 /// The latest value of a numbered sequence, with what decided it.
@@ -76,7 +76,7 @@ impl QuestionState {
 
     /// Whether `voter` currently votes for the question.
     pub fn voted_by(&self, voter: &VoterId) -> bool {
-        self.toggles.get(voter).is_some_and(|n| n % 2 == 1)
+        self.toggles.get(voter).is_some_and(|n| is_vote(*n))
     }
 
     pub fn is_answered(&self) -> bool {
@@ -101,7 +101,7 @@ impl QuestionState {
             return;
         }
         self.toggles.insert(voter, n);
-        match (previous % 2 == 1, n % 2 == 1) {
+        match (is_vote(previous), is_vote(n)) {
             (false, true) => self.votes += 1,
             (true, false) => self.votes -= 1,
             _ => {}
@@ -201,6 +201,23 @@ impl EventState {
         }
     }
 
+    /// What the state knows of `question` (perhaps only votes).
+    pub fn question(&self, question: QuestionId) -> Option<&QuestionState> {
+        self.questions.get(&question)
+    }
+
+    /// The question, if it has been asked: what a host may act on.
+    pub fn asked_question(&self, question: QuestionId) -> Option<&QuestionState> {
+        self.question(question).filter(|q| q.asked.is_some())
+    }
+
+    /// The question, if it has been asked and is not hidden: what a guest
+    /// may see and vote on. A hidden question is unknown to guests.
+    pub fn visible_question(&self, question: QuestionId) -> Option<&QuestionState> {
+        self.asked_question(question).filter(|q| !q.is_hidden())
+    }
+
+    /// Open to new questions unless the latest open/close closed it.
     pub fn is_open(&self) -> bool {
         self.open.as_ref().is_none_or(|l| l.value)
     }

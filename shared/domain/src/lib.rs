@@ -1,12 +1,15 @@
 //! The domain model of openfloor, shared by the API, the projector and the
 //! operator tools.
 //!
-//! Everything here is pure: no clocks, no I/O. Untrusted input becomes a
-//! newtype through a fallible constructor ([`input`], [`ids`]); everything an
-//! event goes through is an immutable [`record::Record`]; [`fold`] turns any
-//! set of records into an event's state, and [`view`] renders that state into
-//! the exact bytes clients read.
+//! Everything here is pure: no I/O, and time only through the [`clock`]
+//! trait. Untrusted input becomes a newtype through a fallible constructor
+//! ([`input`], [`ids`]); everything an event goes through is an immutable
+//! [`record::Record`]; [`fold`] turns any set of records into an event's
+//! state, [`view`] renders that state into the exact bytes clients read, and
+//! [`command`] decides each change from the same fold.
 
+pub mod clock;
+pub mod command;
 pub mod fold;
 pub mod ids;
 pub mod input;

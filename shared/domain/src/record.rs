@@ -19,6 +19,12 @@ use crate::Millis;
 /// The version of the record schema written in exports.
 pub const RECORD_SCHEMA_VERSION: u32 = 1;
 
+/// Whether the n-th toggle of a voter on a question is a vote (odd n) or a
+/// withdrawal (even n). The one place this rule is written.
+pub const fn is_vote(n: u32) -> bool {
+    n % 2 == 1
+}
+
 /// One immutable entry of an event's log.
 ///
 /// Written flat: `{"id", "event", "client"?, "kind", …fields of the kind}`.

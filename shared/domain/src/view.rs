@@ -7,7 +7,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::fold::{EventState, QuestionState};
-use crate::ids::{hex_lower, EventId, QuestionId};
+use crate::ids::{hex_lower, EventId, QuestionId, RecordId};
+use crate::input::Title;
 use crate::Millis;
 
 /// One rendered view: its JSON bytes and the version inside them.
@@ -61,6 +62,16 @@ pub fn render(state: &EventState) -> RenderedViews {
         guest: render_for(state, Audience::Guest),
         host: render_for(state, Audience::Host),
     }
+}
+
+/// The views of an event whose only record is its creation: what the
+/// projector stores for a new event, served until it has. Rendering does not
+/// show the creation record's id, so the real record is not needed (tested
+/// below).
+pub fn render_created(event: EventId, title: &Title) -> RenderedViews {
+    let mut state = EventState::new(event);
+    state.created = Some((RecordId::from_ulid(event.ulid()), title.clone()));
+    render(&state)
 }
 
 /// Renders the view of `state` for `audience`.
@@ -133,5 +144,29 @@ fn item(
         asked_at,
         answered_at: q.answered.as_ref().filter(|l| l.value).map(|l| l.at()),
         hidden: (audience == Audience::Host).then_some(hidden),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, RecordBody};
+
+    #[test]
+    fn the_created_view_is_what_folding_the_creation_record_renders() {
+        let event = EventId::from_ulid(ulid::Ulid::from_parts(1_000, 7));
+        let title = Title::parse("Town hall").unwrap();
+        let creation = Record {
+            id: RecordId::from_ulid(ulid::Ulid::from_parts(1_001, 9)),
+            event,
+            client: None,
+            body: RecordBody::EventCreated {
+                title: title.clone(),
+            },
+        };
+        assert_eq!(
+            render_created(event, &title),
+            render(&EventState::fold(event, [&creation]))
+        );
     }
 }

@@ -22,12 +22,14 @@ use openfloor_domain::view::RenderedView;
 use openfloor_domain::Millis;
 use serde::{Deserialize, Serialize};
 
+pub mod cause;
 pub mod memory;
 pub mod scenarios;
 pub mod sqlite;
 pub mod trigger;
 
-pub use trigger::{LocalTrigger, Trigger};
+pub use cause::cause_chain;
+pub use trigger::{LocalTrigger, ProjectorCommand, Trigger};
 
 /// Why a storage call failed. None of these is the caller's fault.
 #[derive(Debug, thiserror::Error)]
@@ -100,14 +102,8 @@ pub enum Appended {
     Exists(Record),
 }
 
-/// One point read of [`Log::lookup`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// The record stored under this key.
-    Key(RecordKey),
-    /// The record with the highest n in this sequence.
-    Latest(Sequence),
-}
+/// One point read of [`Log::lookup`]: what a command declares it needs.
+pub use openfloor_domain::command::Lookup;
 
 /// Where an incremental reader of one event's log has got to. Opaque to
 /// callers; only backends that append in commit order hand them out.

@@ -6,7 +6,23 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use openfloor_domain::ids::EventId;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+
+/// What the projector can be asked to do, as queued on AWS (one JSON
+/// message each: `{"command": "project", "event": "…"}`). The projector
+/// handles them; the AWS queue carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum ProjectorCommand {
+    /// Re-project one event (it has new records).
+    Project { event: EventId },
+    /// Recompute one event's views from its log and report differences.
+    Verify { event: EventId },
+    /// Re-project every live event of this region whose view is behind
+    /// (repairs lost nudges).
+    Sweep,
+}
 
 pub trait Trigger: Send + Sync {
     /// Tells the projector that `event` has new records. Cheap, never fails:

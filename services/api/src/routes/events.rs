@@ -4,12 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use openfloor_commands::NewEvent;
+use openfloor_domain::fold::EventState;
 use openfloor_domain::input::Title;
-use openfloor_domain::record::RecordBody;
 use openfloor_domain::record::Sequence;
+use openfloor_store::Lookup;
 use serde::{Deserialize, Serialize};
 
-use crate::commands;
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody};
 use crate::state::AppState;
@@ -35,7 +36,15 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateEvent>,
 ) -> Result<impl IntoResponse, ApiError> {
     let title = Title::parse(body.title.as_deref().unwrap_or(""))?;
-    let created = commands::create_event(&app, title).await?;
+    let created = app
+        .executor
+        .create_event(NewEvent {
+            title,
+            region: app.config.region.clone(),
+            shards: app.config.shards,
+            retention: app.config.retention,
+        })
+        .await?;
     let id = created.meta.id;
     tracing::info!(event = %id, "event created");
     Ok((
@@ -68,11 +77,12 @@ pub async fn get(
     EventPath(eid): EventPath,
 ) -> Result<impl IntoResponse, ApiError> {
     let meta = app.event(eid).await?;
-    let open = app.store.log.latest(meta.log(), &Sequence::Open).await?;
-    let open = !matches!(
-        open.map(|r| r.body),
-        Some(RecordBody::Open { value: false, .. })
-    );
+    let found = app
+        .store
+        .log
+        .lookup(meta.log(), &[Lookup::Latest(Sequence::Open)])
+        .await?;
+    let open = EventState::fold(meta.id, found.iter().flatten()).is_open();
     Ok(Json(EventInfo {
         id: meta.id.to_string(),
         title: meta.title.as_str().to_owned(),

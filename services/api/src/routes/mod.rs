@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::ClientHash;
-use openfloor_domain::view::{render_for, Audience, RenderedView};
+use openfloor_domain::view::{render_created, RenderedView};
 use openfloor_store::{EventMeta, StoredView};
 use serde::Serialize;
 
@@ -23,6 +23,14 @@ pub struct RecordAccepted {
     pub record: Option<openfloor_domain::ids::RecordId>,
 }
 
+impl From<openfloor_commands::Executed> for RecordAccepted {
+    fn from(executed: openfloor_commands::Executed) -> Self {
+        RecordAccepted {
+            record: executed.record,
+        }
+    }
+}
+
 impl IntoResponse for RecordAccepted {
     fn into_response(self) -> Response {
         (StatusCode::ACCEPTED, axum::Json(self)).into_response()
@@ -30,8 +38,8 @@ impl IntoResponse for RecordAccepted {
 }
 
 /// The event's stored view, or, before the projector has run once, the
-/// view of an event with nothing in it yet (rendering is deterministic, so
-/// this is exactly what the projector will store for the creation record).
+/// view of a just-created event (exactly what the projector will store for
+/// its creation record).
 async fn stored_view(
     app: &AppState,
     meta: &EventMeta,
@@ -39,15 +47,11 @@ async fn stored_view(
     if let Some(view) = app.store.views.get(meta.id).await? {
         return Ok(view);
     }
-    let mut state = openfloor_domain::fold::EventState::new(meta.id);
-    state.created = Some((
-        openfloor_domain::ids::RecordId::from_ulid(meta.id.ulid()),
-        meta.title.clone(),
-    ));
+    let views = render_created(meta.id, &meta.title);
     Ok(std::sync::Arc::new(StoredView {
         records: 0,
-        guest: render_for(&state, Audience::Guest),
-        host: render_for(&state, Audience::Host),
+        guest: views.guest,
+        host: views.host,
     }))
 }
 

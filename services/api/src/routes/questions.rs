@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use openfloor_domain::command::{Ask, Command, Vote};
 use openfloor_domain::ids::{QuestionId, VoterId};
 use openfloor_domain::input::{AuthorName, QuestionText};
 use serde::{Deserialize, Serialize};
 
 use super::{client_hash, serve_view, stored_view, RecordAccepted};
-use crate::commands::{self, Ask};
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody, Peer, QuestionPath, Voter};
 use crate::state::AppState;
@@ -50,18 +50,19 @@ pub async fn ask(
     let author = AuthorName::parse_optional(body.author.as_deref())?;
     let meta = app.event(eid).await?;
     let asker = VoterId::derive(eid, &token);
-    let id = commands::ask(
-        &app,
-        &meta,
-        Ask {
-            question,
-            asker,
-            text,
-            author,
-            client: client_hash(&app, eid, &headers, peer),
-        },
-    )
-    .await?;
+    let command = Command::Ask(Ask {
+        question,
+        asker,
+        text,
+        author,
+    });
+    let client = client_hash(&app, eid, &headers, peer);
+    // Limited only when there is something to store: resending an
+    // acknowledged question must never be refused.
+    app.executor
+        .execute_admitted(&meta, &command, client, || app.limits().ask(eid, asker))
+        .await?;
+    let id = question;
     Ok((StatusCode::CREATED, Json(Asked { id })))
 }
 
@@ -82,10 +83,13 @@ pub async fn vote(
     let voter = VoterId::derive(eid, &token);
     app.limits().vote(eid, voter)?;
     let client = client_hash(&app, eid, &headers, peer);
-    let changed = commands::vote(&app, &meta, qid, voter, body.up, client).await?;
-    Ok(RecordAccepted {
-        record: changed.record,
-    })
+    let command = Command::Vote(Vote {
+        question: qid,
+        voter,
+        up: body.up,
+    });
+    let executed = app.executor.execute(&meta, &command, client).await?;
+    Ok(RecordAccepted::from(executed))
 }
 
 pub async fn guest_view(

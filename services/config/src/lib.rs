@@ -1,0 +1,210 @@
+//! openfloor's one typed configuration. Every setting is a command-line
+//! flag and an environment variable (clap with `env`), defined once here:
+//! the server binary, the operator tools and the Lambdas (which read the
+//! environment alone) parse the same definitions, so they cannot disagree
+//! about a setting, its default or its meaning.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+use openfloor_domain::secret::HostSecret;
+
+/// The settings of a Lambda function: the store and the service, from the
+/// environment alone (a Lambda has no command line).
+#[derive(Debug, Parser)]
+#[command(name = "openfloor-lambda")]
+pub struct LambdaSettings {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl LambdaSettings {
+    pub fn from_env() -> Result<Self, clap::Error> {
+        Self::try_parse_from(["openfloor-lambda"])
+    }
+}
+
+/// Where the data lives (shared by the server and the operator tools).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Storage: `embedded` (SQLite in --data) or `aws` (DynamoDB and SQS).
+    #[arg(long, env = "OPENFLOOR_BACKEND", value_enum, default_value_t = Backend::Embedded, global = true)]
+    pub backend: Backend,
+
+    /// Directory of the embedded store (created if missing).
+    #[arg(
+        long = "data",
+        env = "OPENFLOOR_DATA",
+        default_value = "openfloor-data",
+        global = true
+    )]
+    pub data: PathBuf,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+/// The AWS backend's resources. Credentials come the standard way
+/// (`AWS_ACCESS_KEY_ID`, profiles, roles).
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// AWS region: with --backend aws, this deployment's region, home of the
+    /// events it creates.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
+    pub aws_region: String,
+
+    /// Endpoint of an AWS stand-in (e.g. moto's server); AWS itself if unset.
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true)]
+    pub aws_endpoint_url: Option<String>,
+
+    /// The global directory table.
+    #[arg(
+        long,
+        env = "OPENFLOOR_EVENTS_TABLE",
+        default_value = "openfloor-events",
+        global = true
+    )]
+    pub events_table: String,
+
+    /// The regional records table.
+    #[arg(
+        long,
+        env = "OPENFLOOR_RECORDS_TABLE",
+        default_value = "openfloor-records",
+        global = true
+    )]
+    pub records_table: String,
+
+    /// The regional views table.
+    #[arg(
+        long,
+        env = "OPENFLOOR_VIEWS_TABLE",
+        default_value = "openfloor-views",
+        global = true
+    )]
+    pub views_table: String,
+
+    /// The projector's SQS queue (its dead-letter queue is NAME-dlq).
+    #[arg(
+        long,
+        env = "OPENFLOOR_QUEUE",
+        default_value = "openfloor-projector",
+        global = true
+    )]
+    pub queue_name: String,
+
+    /// Create missing tables and queues at start (development and tests).
+    #[arg(long, env = "OPENFLOOR_CREATE_RESOURCES", global = true)]
+    pub create_resources: bool,
+}
+
+impl AwsArgs {
+    pub fn settings(&self) -> openfloor_aws::AwsSettings {
+        openfloor_aws::AwsSettings {
+            region: self.aws_region.clone(),
+            endpoint_url: self.aws_endpoint_url.clone(),
+            events_table: self.events_table.clone(),
+            records_table: self.records_table.clone(),
+            views_table: self.views_table.clone(),
+            queue_name: self.queue_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OPENFLOOR_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// This deployment's region name (new events live here). With
+    /// `--backend aws` the AWS region is used instead.
+    #[arg(long, env = "OPENFLOOR_REGION", default_value = "local")]
+    pub region: String,
+
+    /// Partitions a new event's records are spread over (AWS backend; one
+    /// DynamoDB partition takes about 1,000 writes/s).
+    #[arg(long, env = "OPENFLOOR_SHARDS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub shards: u16,
+
+    /// Salt for the client-address hashes in records (AWS backend; give
+    /// every instance the same one so audits can correlate). The embedded
+    /// store keeps its own.
+    #[arg(long, env = "OPENFLOOR_CLIENT_SALT", hide_env_values = true)]
+    pub client_salt: Option<String>,
+
+    /// Another region's API, as NAME=URL (repeatable; the variable takes a
+    /// comma-separated list). Requests for events homed there get a 307 to
+    /// it.
+    #[arg(long = "region-url", env = "OPENFLOOR_REGION_URLS", value_delimiter = ',', value_parser = parse_region_url)]
+    pub region_urls: Vec<(String, String)>,
+
+    /// How many days an event and its records are kept.
+    #[arg(long, env = "OPENFLOOR_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub retention_days: u32,
+
+    /// Take client addresses (hashed for abuse audits) from X-Forwarded-For;
+    /// only behind a proxy that sets it.
+    #[arg(long, env = "OPENFLOOR_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+}
+
+impl ServeArgs {
+    /// The salt for client-address hashes, by the one policy every entry
+    /// point follows: the configured salt; else the store's own (the
+    /// embedded store keeps one, so hashes stay comparable across
+    /// restarts); else a random one for this process, with a warning, since
+    /// hashes from different instances then cannot be correlated. Never
+    /// empty: an unsalted hash of an address is easy to reverse.
+    pub fn client_salt(&self, store_salt: Option<&[u8]>) -> Vec<u8> {
+        match (&self.client_salt, store_salt) {
+            (Some(salt), _) if !salt.is_empty() => salt.clone().into_bytes(),
+            (_, Some(salt)) => salt.to_vec(),
+            _ => {
+                tracing::warn!(
+                    "no --client-salt (OPENFLOOR_CLIENT_SALT): address hashes will not match across instances"
+                );
+                // 160 random bits, as for a host secret.
+                HostSecret::generate().expose().as_bytes().to_vec()
+            }
+        }
+    }
+
+    /// The API's settings, given what the backend decides: the region new
+    /// events live in, their shard count and the client-address salt.
+    pub fn api_config(
+        &self,
+        region: String,
+        shards: u16,
+        client_salt: Vec<u8>,
+    ) -> openfloor_api::ApiConfig {
+        openfloor_api::ApiConfig {
+            region,
+            retention: std::time::Duration::from_secs(u64::from(self.retention_days) * 24 * 3600),
+            shards,
+            client_salt,
+            trust_forwarded_for: self.trust_forwarded_for,
+            region_urls: self.region_urls.iter().cloned().collect(),
+        }
+    }
+}
+
+fn parse_region_url(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, url))
+            if !name.is_empty() && (url.starts_with("http://") || url.starts_with("https://")) =>
+        {
+            Ok((name.to_owned(), url.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not NAME=http(s)://…")),
+    }
+}

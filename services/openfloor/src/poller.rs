@@ -1,0 +1,75 @@
+//! The projector of `--backend aws` on one machine: polls the SQS queue
+//! as the projector Lambda would be fed, and sweeps on a timer as the
+//! Lambda's schedule would. Both paths call the projector's one
+//! [`ProjectorService`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openfloor_aws::queue::{Message, Queue};
+use openfloor_projector::service::{Incoming, ProjectorService};
+use openfloor_store::cause_chain;
+use tokio_util::sync::CancellationToken;
+
+/// How long one receive waits for messages (an SQS long poll). Also the
+/// longest a stop or a due sweep waits for the poll in flight.
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+
+/// Polls `queue` and handles what arrives until `stop`, sweeping every
+/// `sweep_every`. A receive is never abandoned mid-flight: a message SQS
+/// hands to a cancelled request stays hidden for the whole visibility
+/// timeout, so sweeps and stops wait for the poll in flight to return.
+pub async fn run_poller(
+    service: Arc<ProjectorService>,
+    queue: Queue,
+    sweep_every: Duration,
+    stop: CancellationToken,
+) {
+    let mut next_sweep = tokio::time::Instant::now();
+    while !stop.is_cancelled() {
+        if tokio::time::Instant::now() >= next_sweep {
+            if let Err(error) = service.sweep().await {
+                tracing::warn!(error = %cause_chain(&error), "sweep failed");
+            }
+            next_sweep = tokio::time::Instant::now() + sweep_every;
+        }
+        match queue.receive(RECEIVE_WAIT).await {
+            Ok(messages) => handle_received(&service, &queue, &messages).await,
+            Err(error) => {
+                tracing::warn!(error = %cause_chain(&error), "receiving from the projector queue failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RECEIVE_WAIT) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Handles polled messages: deletes the handled ones, and makes failed ones
+/// visible again shortly (after [`openfloor_aws::queue::MAX_RECEIVES`] receives SQS
+/// moves them to the dead-letter queue).
+pub async fn handle_received(service: &ProjectorService, queue: &Queue, messages: &[Message]) {
+    if messages.is_empty() {
+        return;
+    }
+    let incoming: Vec<Incoming> = messages
+        .iter()
+        .map(|m| Incoming {
+            id: m.id.clone(),
+            body: m.body.clone(),
+        })
+        .collect();
+    let failed: BTreeSet<String> = service.handle(&incoming).await.into_iter().collect();
+    let done: Vec<&Message> = messages
+        .iter()
+        .filter(|m| !failed.contains(&m.id))
+        .collect();
+    if let Err(error) = queue.delete(&done).await {
+        tracing::warn!(%error, "deleting handled messages failed; they will be handled again (harmless)");
+    }
+    for m in messages.iter().filter(|m| failed.contains(&m.id)) {
+        let _ = queue.retry_later(m, Duration::from_secs(1)).await;
+    }
+}
