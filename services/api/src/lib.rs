@@ -12,9 +12,9 @@ pub mod voter;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::MatchedPath;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -29,31 +29,109 @@ pub use state::{ApiConfig, AppState};
 
 use routes::{client, events, host, questions};
 
+/// One documented route: method, path template and handler. The router is
+/// built from [`EVENT_ROUTES`] and [`SERVICE_ROUTES`], and the OpenAPI
+/// document (`docs/openapi.json`, served at `/api/openapi.json`) must list
+/// exactly these pairs: a test compares them, so the contract cannot drift
+/// from the router.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    handler: fn() -> MethodRouter<AppState>,
+}
+
+/// The routes about one event (and creating one): they know their voter and
+/// are routed to the event's home region.
+pub const EVENT_ROUTES: &[Route] = &[
+    Route {
+        method: Method::POST,
+        path: "/api/events",
+        handler: || post(events::create),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/events/{eid}",
+        handler: || get(events::get),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/events/{eid}/questions",
+        handler: || post(questions::ask),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/events/{eid}/questions",
+        handler: || get(questions::guest_view),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/events/{eid}/questions/{qid}/vote",
+        handler: || put(questions::vote),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/events/{eid}/questions/{qid}/answered",
+        handler: || put(host::answered),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/events/{eid}/questions/{qid}/hidden",
+        handler: || put(host::hidden),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/events/{eid}/questions/{qid}/text",
+        handler: || put(host::text),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/events/{eid}/open",
+        handler: || put(host::open),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/events/{eid}/host/questions",
+        handler: || get(host::host_view),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/events/{eid}/records",
+        handler: || get(host::records),
+    },
+];
+
+/// The routes about the service itself.
+pub const SERVICE_ROUTES: &[Route] = &[
+    Route {
+        method: Method::GET,
+        path: "/healthz",
+        handler: || get(health),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/qr",
+        handler: || get(client::qr),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/openapi.json",
+        handler: || get(openapi),
+    },
+];
+
+/// The contract, machine-readable (OpenAPI 3.1), as committed in `docs/`.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+
+/// A router of `table`'s routes (routes of one path merge their methods).
+fn routes(table: &[Route]) -> Router<AppState> {
+    table.iter().fold(Router::new(), |router, route| {
+        router.route(route.path, (route.handler)())
+    })
+}
+
 /// Builds the whole service: API, health check and web client.
 pub fn router(app: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/events", post(events::create))
-        .route("/api/events/{eid}", get(events::get))
-        .route(
-            "/api/events/{eid}/questions",
-            post(questions::ask).get(questions::guest_view),
-        )
-        .route(
-            "/api/events/{eid}/questions/{qid}/vote",
-            put(questions::vote),
-        )
-        .route(
-            "/api/events/{eid}/questions/{qid}/answered",
-            put(host::answered),
-        )
-        .route(
-            "/api/events/{eid}/questions/{qid}/hidden",
-            put(host::hidden),
-        )
-        .route("/api/events/{eid}/questions/{qid}/text", put(host::text))
-        .route("/api/events/{eid}/open", put(host::open))
-        .route("/api/events/{eid}/host/questions", get(host::host_view))
-        .route("/api/events/{eid}/records", get(host::records))
+    let api = routes(EVENT_ROUTES)
         .layer(middleware::from_fn(voter::voter_identity))
         .layer(middleware::from_fn_with_state(
             app.clone(),
@@ -62,12 +140,11 @@ pub fn router(app: AppState) -> Router {
 
     Router::new()
         .merge(api)
-        .route("/healthz", get(health))
+        .merge(routes(SERVICE_ROUTES))
         .route("/", get(client::home))
         .route("/event/{eid}", get(client::event_page))
         .route("/event/{eid}/host", get(client::event_page))
         .route("/assets/{build}/{name}", get(client::asset))
-        .route("/api/qr", get(client::qr))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
@@ -139,6 +216,10 @@ async fn health(
     Ok(Json(
         serde_json::json!({"status": "ok", "region": app.config.region}),
     ))
+}
+
+async fn openapi() -> axum::response::Response {
+    routes::bytes_response(OPENAPI_DOCUMENT, "application/json", "public, max-age=300")
 }
 
 async fn not_found() -> ApiError {
