@@ -84,11 +84,11 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Overloaded | StoreError::Unavailable(_) => {
+            StoreError::Overloaded { .. } | StoreError::Unavailable { .. } => {
                 tracing::warn!(%error, "storage unavailable");
                 ApiError::Unavailable
             }
-            StoreError::Corrupt(_) | StoreError::AlreadyExists(_) | StoreError::TooLarge(_) => {
+            StoreError::Corrupt { .. } | StoreError::AlreadyExists(_) | StoreError::TooLarge(_) => {
                 tracing::error!(%error, "storage error");
                 ApiError::Internal
             }

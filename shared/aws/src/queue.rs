@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
 };
@@ -20,7 +19,7 @@ use openfloor_domain::ids::EventId;
 use openfloor_store::{StoreError, StoreResult, Trigger};
 use serde::{Deserialize, Serialize};
 
-use crate::{build_error, AwsSettings};
+use crate::{build_error, sdk_error, AwsSettings};
 
 /// SQS takes at most 10 entries per batch call (send, delete); the stand-in
 /// does not enforce it, so this code does.
@@ -42,16 +41,6 @@ pub enum Command {
     Sweep,
 }
 
-fn sqs_error<E>(what: &str, e: aws_sdk_sqs::error::SdkError<E>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    StoreError::Unavailable(format!(
-        "{what}: {}",
-        aws_sdk_sqs::error::DisplayErrorContext(&e)
-    ))
-}
-
 /// Creates the queue and its dead-letter queue if missing.
 pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResult<()> {
     let dlq = client
@@ -59,7 +48,7 @@ pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResu
         .queue_name(settings.dlq_name())
         .send()
         .await
-        .map_err(|e| sqs_error("create dead-letter queue", e))?;
+        .map_err(|e| sdk_error(format!("creating queue {}", settings.dlq_name()), e))?;
     let dlq_url = dlq.queue_url().unwrap_or_default().to_owned();
     let attributes = client
         .get_queue_attributes()
@@ -67,13 +56,16 @@ pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResu
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| sqs_error("read dead-letter queue", e))?;
+        .map_err(|e| sdk_error(format!("reading the ARN of queue {dlq_url}"), e))?;
     let dlq_arn = attributes
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
         .unwrap_or_default();
-    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string()});
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVES.to_string(),
+    });
     client
         .create_queue()
         .queue_name(&settings.queue_name)
@@ -82,7 +74,7 @@ pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResu
         .attributes(QueueAttributeName::VisibilityTimeout, "60")
         .send()
         .await
-        .map_err(|e| sqs_error("create queue", e))?;
+        .map_err(|e| sdk_error(format!("creating queue {}", settings.queue_name), e))?;
     Ok(())
 }
 
@@ -108,7 +100,7 @@ impl Queue {
             .queue_name(name)
             .send()
             .await
-            .map_err(|e| sqs_error("find queue", e))?
+            .map_err(|e| sdk_error(format!("finding queue {name}"), e))?
             .queue_url()
             .unwrap_or_default()
             .to_owned();
@@ -126,7 +118,7 @@ impl Queue {
                         .id(i.to_string())
                         .message_body(serde_json::to_string(c).expect("commands serialize"))
                         .build()
-                        .map_err(build_error)
+                        .map_err(|e| build_error("a command message", e))
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             let out = self
@@ -136,9 +128,9 @@ impl Queue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| sqs_error("send commands", e))?;
+                .map_err(|e| sdk_error(format!("sending {} commands", chunk.len()), e))?;
             if !out.failed().is_empty() {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable_msg(format!(
                     "{} commands were not queued",
                     out.failed().len()
                 )));
@@ -155,7 +147,7 @@ impl Queue {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| sqs_error("send message", e))?;
+            .map_err(|e| sdk_error("sending a raw message", e))?;
         Ok(())
     }
 
@@ -169,7 +161,7 @@ impl Queue {
             .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).min(20))
             .send()
             .await
-            .map_err(|e| sqs_error("receive", e))?;
+            .map_err(|e| sdk_error("receiving messages", e))?;
         Ok(out
             .messages()
             .iter()
@@ -192,7 +184,7 @@ impl Queue {
                         .id(i.to_string())
                         .receipt_handle(&m.receipt)
                         .build()
-                        .map_err(build_error)
+                        .map_err(|e| build_error("a message deletion", e))
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             self.client
@@ -201,7 +193,7 @@ impl Queue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| sqs_error("delete messages", e))?;
+                .map_err(|e| sdk_error(format!("deleting {} messages", chunk.len()), e))?;
         }
         Ok(())
     }
@@ -215,7 +207,7 @@ impl Queue {
             .visibility_timeout(i32::try_from(after.as_secs()).unwrap_or(0))
             .send()
             .await
-            .map_err(|e| sqs_error("change visibility", e))?;
+            .map_err(|e| sdk_error(format!("delaying the retry of message {}", message.id), e))?;
         Ok(())
     }
 }

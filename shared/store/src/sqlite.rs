@@ -126,11 +126,11 @@ pub struct SqliteStore {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::unavailable_msg(e.to_string())
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+    StoreError::corrupt_msg(e.to_string())
 }
 
 impl SqliteStore {
@@ -205,7 +205,9 @@ impl SqliteStore {
             .writer
             .try_send(make(reply))
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+                mpsc::error::TrySendError::Full(_) => {
+                    StoreError::overloaded_msg("the write queue is full")
+                }
                 mpsc::error::TrySendError::Closed(_) => unavailable("the writer has stopped"),
             })?;
         rx.await
