@@ -23,10 +23,7 @@ use openfloor_commands::ExecuteError;
 use openfloor_domain::command::Refusal;
 use openfloor_domain::ids::MalformedId;
 use openfloor_domain::input::InvalidText;
-use openfloor_store::{cause_chain, StoreError};
-
-/// Any error, kept as a cause.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use openfloor_store::{cause_chain, BoxError, StoreError};
 use serde_json::json;
 
 /// Seconds a client should wait after a 503.

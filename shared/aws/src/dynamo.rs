@@ -49,21 +49,21 @@ fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-        .ok_or_else(|| StoreError::Corrupt(format!("item without string attribute {name}")))
+        .ok_or_else(|| StoreError::corrupt_msg(format!("item without string attribute {name}")))
 }
 
 fn get_n(item: &Item, name: &str) -> StoreResult<u64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("item without number attribute {name}")))
+        .ok_or_else(|| StoreError::corrupt_msg(format!("item without number attribute {name}")))
 }
 
 fn get_b(item: &Item, name: &str) -> StoreResult<Vec<u8>> {
     item.get(name)
         .and_then(|v| v.as_b().ok())
         .map(|b| b.clone().into_inner())
-        .ok_or_else(|| StoreError::Corrupt(format!("item without binary attribute {name}")))
+        .ok_or_else(|| StoreError::corrupt_msg(format!("item without binary attribute {name}")))
 }
 
 /// DynamoDB TTL is in seconds.
@@ -76,7 +76,8 @@ fn partition(log: EventLog, shard: u16) -> String {
 }
 
 fn decode(item: &Item) -> StoreResult<Record> {
-    serde_json::from_str(get_s(item, "body")?).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(get_s(item, "body")?)
+        .map_err(|e| StoreError::corrupt("decoding a record", e))
 }
 
 impl DynamoStore {
@@ -109,7 +110,10 @@ impl DynamoStore {
                     .expression_attribute_values(":prefix", s(p)),
                 None => q.key_condition_expression("pk = :pk"),
             };
-            let page = q.send().await.map_err(|e| sdk_error("query records", e))?;
+            let page = q
+                .send()
+                .await
+                .map_err(|e| sdk_error(format!("querying partition {pk}"), e))?;
             items.extend(page.items().iter().cloned());
             match page.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
@@ -129,7 +133,7 @@ impl DynamoStore {
             .key("sk", s(key.as_str()))
             .send()
             .await
-            .map_err(|e| sdk_error("get record", e))?;
+            .map_err(|e| sdk_error(format!("reading record {key} of event {}", log.event), e))?;
         out.item().map(decode).transpose()
     }
 }
@@ -137,7 +141,8 @@ impl DynamoStore {
 #[async_trait]
 impl Directory for DynamoStore {
     async fn create(&self, meta: &EventMeta) -> StoreResult<()> {
-        let json = serde_json::to_string(meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(meta)
+            .map_err(|e| StoreError::corrupt(format!("encoding event {}", meta.id), e))?;
         let result = self
             .client
             .put_item()
@@ -155,7 +160,7 @@ impl Directory for DynamoStore {
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                 Err(StoreError::AlreadyExists(format!("event {}", meta.id)))
             }
-            Err(e) => Err(sdk_error("create event", e)),
+            Err(e) => Err(sdk_error(format!("creating event {}", meta.id), e)),
         }
     }
 
@@ -168,11 +173,11 @@ impl Directory for DynamoStore {
             .key("id", s(id.to_string()))
             .send()
             .await
-            .map_err(|e| sdk_error("get event", e))?;
+            .map_err(|e| sdk_error(format!("reading event {id}"), e))?;
         out.item()
             .map(|item| {
                 serde_json::from_str(get_s(item, "meta")?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+                    .map_err(|e| StoreError::corrupt(format!("decoding event {id}"), e))
             })
             .transpose()
     }
@@ -189,11 +194,11 @@ impl Directory for DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| sdk_error("list events", e))?;
+                .map_err(|e| sdk_error("listing events", e))?;
             for item in page.items() {
                 out.push(
                     serde_json::from_str(get_s(item, "meta")?)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        .map_err(|e| StoreError::corrupt("decoding a listed event", e))?,
                 );
             }
             match page.last_evaluated_key() {
@@ -210,8 +215,8 @@ impl Directory for DynamoStore {
 impl Log for DynamoStore {
     async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended> {
         let key = record.key();
-        let body =
-            serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let body = serde_json::to_string(&record)
+            .map_err(|e| StoreError::corrupt(format!("encoding record {}", record.id), e))?;
         if body.len() > MAX_ITEM_BYTES {
             return Err(StoreError::TooLarge(format!(
                 "record {} is {} bytes",
@@ -237,13 +242,16 @@ impl Log for DynamoStore {
             Ok(_) => Ok(Appended::Inserted),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                 let existing = self.get_key(log, &key).await?.ok_or_else(|| {
-                    StoreError::Unavailable(format!(
+                    StoreError::unavailable_msg(format!(
                         "record {key} reported present but not readable"
                     ))
                 })?;
                 Ok(Appended::Exists(existing))
             }
-            Err(e) => Err(sdk_error("append record", e)),
+            Err(e) => Err(sdk_error(
+                format!("appending record {key} to event {}", log.event),
+                e,
+            )),
         }
     }
 
@@ -265,7 +273,12 @@ impl Log for DynamoStore {
             .limit(1)
             .send()
             .await
-            .map_err(|e| sdk_error("latest record", e))?;
+            .map_err(|e| {
+                sdk_error(
+                    format!("reading the latest of {sequence:?} in event {}", log.event),
+                    e,
+                )
+            })?;
         out.items().first().map(decode).transpose()
     }
 
@@ -342,7 +355,7 @@ impl Views for DynamoStore {
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(sdk_error("put view", e)),
+            Err(e) => Err(sdk_error(format!("storing the views of event {event}"), e)),
         }
     }
 
@@ -355,7 +368,7 @@ impl Views for DynamoStore {
             .key("event", s(event.to_string()))
             .send()
             .await
-            .map_err(|e| sdk_error("get view", e))?;
+            .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
         let Some(item) = out.item() else {
             return Ok(None);
         };
@@ -379,7 +392,7 @@ impl Views for DynamoStore {
             .set_item(Some(view_item(event, &view)?))
             .send()
             .await
-            .map_err(|e| sdk_error("replace view", e))?;
+            .map_err(|e| sdk_error(format!("replacing the views of event {event}"), e))?;
         Ok(())
     }
 }
@@ -391,14 +404,14 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
             .attribute_name(name)
             .key_type(kind)
             .build()
-            .map_err(build_error)
+            .map_err(|e| build_error("a key schema", e))
     };
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .map_err(build_error)
+            .map_err(|e| build_error("an attribute definition", e))
     };
     let tables = [
         (&settings.events_table, vec![("id", KeyType::Hash)], false),
@@ -425,20 +438,20 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
                     .stream_enabled(true)
                     .stream_view_type(StreamViewType::NewImage)
                     .build()
-                    .map_err(build_error)?,
+                    .map_err(|e| build_error("a stream specification", e))?,
             );
         }
         match create.send().await {
             Ok(_) => tracing::info!(table = %name, "created table"),
             Err(e) if e.code() == Some("ResourceInUseException") => {}
-            Err(e) => return Err(sdk_error("create table", e)),
+            Err(e) => return Err(sdk_error(format!("creating table {name}"), e)),
         }
         if name != &settings.views_table {
             let spec = TimeToLiveSpecification::builder()
                 .enabled(true)
                 .attribute_name("ttl")
                 .build()
-                .map_err(build_error)?;
+                .map_err(|e| build_error("a time-to-live specification", e))?;
             if let Err(e) = client
                 .update_time_to_live()
                 .table_name(name)

@@ -115,33 +115,35 @@ impl Aws {
 
 /// An SDK request builder refused its input (a required field unset): a bug
 /// here rather than a client's, surfaced like any failed call.
-pub(crate) fn build_error(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("building a request: {error}"))
+pub(crate) fn build_error(what: &str, error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::unavailable(format!("building {what}"), error)
 }
 
-/// Maps an SDK failure to the store's errors: throttling means "overloaded",
-/// anything else the SDK could not get through (after its retries) means
-/// "unavailable"; both become 503 with `Retry-After` at the API.
-pub(crate) fn sdk_error<E>(what: &str, error: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
+/// Maps a DynamoDB or SQS failure (both SDKs share one `SdkError`) to the
+/// store's errors: throttling means "overloaded", anything else the SDK
+/// could not get through (after its retries) means "unavailable"; both
+/// become 503 with `Retry-After` at the API. `what` says what was being
+/// done; the SDK's error stays the source.
+pub(crate) fn sdk_error<E>(
+    what: impl Into<String>,
+    error: aws_sdk_dynamodb::error::SdkError<E>,
+) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-    let code = error.code().unwrap_or("").to_owned();
-    let message = format!(
-        "{what}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+    let throttled = matches!(
+        error.code(),
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "ThrottledException"
+        )
     );
-    if matches!(
-        code.as_str(),
-        "ProvisionedThroughputExceededException"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "ThrottledException"
-    ) {
-        tracing::warn!(%message, "throttled");
-        StoreError::Overloaded
+    if throttled {
+        StoreError::overloaded(what, error)
     } else {
-        StoreError::Unavailable(message)
+        StoreError::unavailable(what, error)
     }
 }

@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
 };
@@ -19,7 +18,7 @@ use aws_sdk_sqs::Client;
 use openfloor_domain::ids::EventId;
 use openfloor_store::{StoreError, StoreResult, Trigger};
 
-use crate::{build_error, AwsSettings};
+use crate::{build_error, sdk_error, AwsSettings};
 
 /// SQS takes at most 10 entries per batch call (send, delete); the stand-in
 /// does not enforce it, so this code does.
@@ -33,16 +32,6 @@ const NOTIFY_COALESCE: Duration = Duration::from_millis(50);
 /// role, so the projector need not know about SQS).
 pub use openfloor_store::ProjectorCommand as Command;
 
-fn sqs_error<E>(what: &str, e: aws_sdk_sqs::error::SdkError<E>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    StoreError::Unavailable(format!(
-        "{what}: {}",
-        aws_sdk_sqs::error::DisplayErrorContext(&e)
-    ))
-}
-
 /// Creates the queue and its dead-letter queue if missing.
 pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResult<()> {
     let dlq = client
@@ -50,7 +39,7 @@ pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResu
         .queue_name(settings.dlq_name())
         .send()
         .await
-        .map_err(|e| sqs_error("create dead-letter queue", e))?;
+        .map_err(|e| sdk_error(format!("creating queue {}", settings.dlq_name()), e))?;
     let dlq_url = dlq.queue_url().unwrap_or_default().to_owned();
     let attributes = client
         .get_queue_attributes()
@@ -58,13 +47,16 @@ pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResu
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| sqs_error("read dead-letter queue", e))?;
+        .map_err(|e| sdk_error(format!("reading the ARN of queue {dlq_url}"), e))?;
     let dlq_arn = attributes
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
         .unwrap_or_default();
-    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string()});
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVES.to_string(),
+    });
     client
         .create_queue()
         .queue_name(&settings.queue_name)
@@ -73,7 +65,7 @@ pub async fn create_queues(client: &Client, settings: &AwsSettings) -> StoreResu
         .attributes(QueueAttributeName::VisibilityTimeout, "60")
         .send()
         .await
-        .map_err(|e| sqs_error("create queue", e))?;
+        .map_err(|e| sdk_error(format!("creating queue {}", settings.queue_name), e))?;
     Ok(())
 }
 
@@ -99,7 +91,7 @@ impl Queue {
             .queue_name(name)
             .send()
             .await
-            .map_err(|e| sqs_error("find queue", e))?
+            .map_err(|e| sdk_error(format!("finding queue {name}"), e))?
             .queue_url()
             .unwrap_or_default()
             .to_owned();
@@ -117,7 +109,7 @@ impl Queue {
                         .id(i.to_string())
                         .message_body(serde_json::to_string(c).expect("commands serialize"))
                         .build()
-                        .map_err(build_error)
+                        .map_err(|e| build_error("a command message", e))
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             let out = self
@@ -127,9 +119,9 @@ impl Queue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| sqs_error("send commands", e))?;
+                .map_err(|e| sdk_error(format!("sending {} commands", chunk.len()), e))?;
             if !out.failed().is_empty() {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable_msg(format!(
                     "{} commands were not queued",
                     out.failed().len()
                 )));
@@ -146,7 +138,7 @@ impl Queue {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| sqs_error("send message", e))?;
+            .map_err(|e| sdk_error("sending a raw message", e))?;
         Ok(())
     }
 
@@ -160,7 +152,7 @@ impl Queue {
             .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).min(20))
             .send()
             .await
-            .map_err(|e| sqs_error("receive", e))?;
+            .map_err(|e| sdk_error("receiving messages", e))?;
         Ok(out
             .messages()
             .iter()
@@ -183,7 +175,7 @@ impl Queue {
                         .id(i.to_string())
                         .receipt_handle(&m.receipt)
                         .build()
-                        .map_err(build_error)
+                        .map_err(|e| build_error("a message deletion", e))
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             self.client
@@ -192,7 +184,7 @@ impl Queue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| sqs_error("delete messages", e))?;
+                .map_err(|e| sdk_error(format!("deleting {} messages", chunk.len()), e))?;
         }
         Ok(())
     }
@@ -206,7 +198,7 @@ impl Queue {
             .visibility_timeout(i32::try_from(after.as_secs()).unwrap_or(0))
             .send()
             .await
-            .map_err(|e| sqs_error("change visibility", e))?;
+            .map_err(|e| sdk_error(format!("delaying the retry of message {}", message.id), e))?;
         Ok(())
     }
 }

@@ -31,18 +31,38 @@ pub mod trigger;
 pub use cause::cause_chain;
 pub use trigger::{LocalTrigger, ProjectorCommand, Trigger};
 
+/// Any error a backend hands up as the cause of a [`StoreError`]
+/// (`rusqlite::Error`, `serde_json::Error`, an AWS SDK error, ...).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a storage call failed. None of these is the caller's fault.
+///
+/// Each carries what was being done (`context`) and, where there is one,
+/// the underlying error as its [`source`](std::error::Error::source), so
+/// whoever logs it can log the whole chain. Nothing here logs.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot take more work right now; retry shortly.
-    #[error("storage is overloaded")]
-    Overloaded,
+    #[error("storage is overloaded: {context}")]
+    Overloaded {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The store (or the path to it) is down.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    #[error("storage unavailable: {context}")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Stored data could not be read back; a bug or a damaged store.
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    #[error("stored data is corrupt: {context}")]
+    Corrupt {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A write that must happen once (an event's directory entry) found the
     /// slot already taken.
     #[error("{0} already exists")]
@@ -50,6 +70,56 @@ pub enum StoreError {
     /// An item would break a hard limit of the store (DynamoDB's 400 KB).
     #[error("too large for the store: {0}")]
     TooLarge(String),
+}
+
+impl StoreError {
+    /// [`StoreError::Overloaded`] while doing `context`, caused by `source`.
+    pub fn overloaded(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Overloaded {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`StoreError::Overloaded`] noticed by openfloor itself (no cause).
+    pub fn overloaded_msg(context: impl Into<String>) -> Self {
+        Self::Overloaded {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// [`StoreError::Unavailable`] while doing `context`, caused by `source`.
+    pub fn unavailable(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`StoreError::Unavailable`] noticed by openfloor itself (no cause).
+    pub fn unavailable_msg(context: impl Into<String>) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// [`StoreError::Corrupt`] while doing `context`, caused by `source`.
+    pub fn corrupt(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Corrupt {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`StoreError::Corrupt`] noticed by openfloor itself (no cause).
+    pub fn corrupt_msg(context: impl Into<String>) -> Self {
+        Self::Corrupt {
+            context: context.into(),
+            source: None,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

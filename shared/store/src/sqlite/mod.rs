@@ -1,0 +1,220 @@
+//! The embedded backend: one SQLite database (WAL) in the data directory.
+//!
+//! - [`schema`]: the tables, and how connections are set up;
+//! - [`writer`]: the one writer thread, which commits queued writes in
+//!   groups and acknowledges each only once it is durable, giving the log a
+//!   commit order;
+//! - [`writes`]: what each write does;
+//! - [`reads`]: a small pool of read-only connections, which WAL lets run
+//!   beside the writer, and the read queries;
+//! - [`views`]: the in-memory copy of the views;
+//! - [`retention`]: purging expired events.
+//!
+//! Point reads (a key, the latest of a sequence) take microseconds and never
+//! wait for the writer, so they run on the calling thread, saving the thread
+//! hand-off that profiling showed dominating the vote path; whole-event
+//! reads go to the blocking pool.
+
+mod reads;
+mod retention;
+mod schema;
+mod views;
+mod writer;
+mod writes;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use openfloor_domain::ids::{EventId, RecordId};
+use openfloor_domain::record::{Record, RecordKey, Sequence};
+use rusqlite::Connection;
+
+use self::reads::ReaderPool;
+use self::views::ViewCache;
+use self::writer::Writer;
+use self::writes::{AppendRecord, AppendRecords, CreateEvent, StoreView};
+use crate::{
+    Appended, Directory, EventLog, EventMeta, Log, LogCursor, Lookup, Store, StoreError,
+    StoreResult, StoredView, Views,
+};
+
+/// The database's file name inside the data directory.
+const DATABASE_FILE: &str = "openfloor.sqlite3";
+
+struct Inner {
+    writer: Writer,
+    readers: ReaderPool,
+    /// Views are served from memory; see [`ViewCache`].
+    views: ViewCache,
+    client_salt: Vec<u8>,
+}
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in directory `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::unavailable(format!("creating {}", dir.display()), e))?;
+        let path = dir.join(DATABASE_FILE);
+        let conn = schema::open_writer(&path)?;
+        let client_salt = schema::load_or_create_salt(&conn)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Writer::spawn(conn)?,
+                readers: ReaderPool::new(path),
+                views: ViewCache::default(),
+                client_salt,
+            }),
+        })
+    }
+
+    /// The three roles backed by this database.
+    pub fn store(&self) -> Store {
+        Store {
+            directory: Arc::new(self.clone()),
+            log: Arc::new(self.clone()),
+            views: Arc::new(self.clone()),
+        }
+    }
+
+    /// A random salt created with the database, for hashing client addresses.
+    pub fn client_salt(&self) -> &[u8] {
+        &self.inner.client_salt
+    }
+
+    /// Runs `f` on a pooled read connection, off the async threads (for
+    /// reads that may scan a whole event).
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.readers.with_reader(f))
+            .await
+            .map_err(|e| StoreError::unavailable("running a read on the blocking pool", e))?
+    }
+
+    /// Runs a point read on the calling thread (see the module doc).
+    fn read_point<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.inner.readers.with_reader(f)
+    }
+}
+
+#[async_trait]
+impl Directory for SqliteStore {
+    async fn create(&self, meta: &EventMeta) -> StoreResult<()> {
+        let id = meta.id;
+        let meta = meta.clone();
+        if self.inner.writer.write(CreateEvent { meta }).await? {
+            Ok(())
+        } else {
+            Err(StoreError::AlreadyExists(format!("event {id}")))
+        }
+    }
+
+    async fn get(&self, id: EventId) -> StoreResult<Option<EventMeta>> {
+        self.read(move |c| reads::event_meta(c, id)).await
+    }
+
+    async fn list(&self) -> StoreResult<Vec<EventMeta>> {
+        self.read(reads::all_events).await
+    }
+}
+
+#[async_trait]
+impl Log for SqliteStore {
+    async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended> {
+        let event = log.event;
+        self.inner
+            .writer
+            .write(AppendRecord { event, record })
+            .await
+    }
+
+    async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
+        self.read_point(|c| reads::point_lookup(c, log.event, &Lookup::Key(key.clone())))
+    }
+
+    async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
+        self.read_point(|c| reads::point_lookup(c, log.event, &Lookup::Latest(*sequence)))
+    }
+
+    async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
+        self.read_point(|c| {
+            lookups
+                .iter()
+                .map(|l| reads::point_lookup(c, log.event, l))
+                .collect()
+        })
+    }
+
+    async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
+        self.read(move |c| reads::event_records(c, log.event)).await
+    }
+
+    async fn read_page(
+        &self,
+        log: EventLog,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Record>> {
+        self.read(move |c| reads::records_page(c, log.event, after, limit))
+            .await
+    }
+
+    async fn read_since(
+        &self,
+        log: EventLog,
+        cursor: LogCursor,
+    ) -> StoreResult<Option<(Vec<Record>, LogCursor)>> {
+        self.read(move |c| reads::records_since(c, log.event, cursor))
+            .await
+            .map(Some)
+    }
+
+    async fn append_batch(&self, log: EventLog, records: Vec<Record>) -> StoreResult<u64> {
+        let event = log.event;
+        self.inner
+            .writer
+            .write(AppendRecords { event, records })
+            .await
+    }
+}
+
+#[async_trait]
+impl Views for SqliteStore {
+    async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool> {
+        if !self.inner.views.offer(event, &view) {
+            return Ok(false);
+        }
+        let force = false;
+        self.inner
+            .writer
+            .write(StoreView { event, view, force })
+            .await
+    }
+
+    async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
+        self.inner.views.replace(event, view.clone());
+        let force = true;
+        self.inner
+            .writer
+            .write(StoreView { event, view, force })
+            .await
+            .map(drop)
+    }
+
+    async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
+        if let Some(view) = self.inner.views.get(event) {
+            return Ok(Some(view));
+        }
+        let stored = self.read(move |c| reads::stored_view(c, event)).await?;
+        Ok(stored.map(|s| self.inner.views.fill(event, s)))
+    }
+}

@@ -1,0 +1,226 @@
+//! Reads: a small pool of read-only connections, which WAL lets run beside
+//! the writer, and the queries they run.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use openfloor_domain::ids::{EventId, RecordId};
+use openfloor_domain::record::Record;
+use openfloor_domain::view::RenderedView;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+
+use super::schema;
+use crate::{EventMeta, LogCursor, Lookup, StoreError, StoreResult, StoredView};
+
+/// Read connections kept open for reuse: opening one costs more than most
+/// point reads, and a few cover the concurrency a 2-core host sees.
+const MAX_IDLE_READERS: usize = 8;
+
+pub(super) const SELECT_RECORD_BY_KEY: &str =
+    "SELECT body FROM records WHERE event = ?1 AND key = ?2";
+/// The last record of a sequence: its keys share a prefix and sort by n.
+/// Keys are ASCII letters, digits and '#'; '~' sorts after all of them, so
+/// `prefix~` bounds the range.
+const SELECT_LATEST_BY_PREFIX: &str = "
+    SELECT body FROM records WHERE event = ?1 AND key >= ?2 AND key < ?3
+    ORDER BY key DESC LIMIT 1
+";
+const SELECT_EVENT_RECORDS: &str = "SELECT body FROM records WHERE event = ?1";
+const SELECT_RECORDS_PAGE: &str =
+    "SELECT body FROM records WHERE event = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+/// A range of the (event, seq) primary key: the records committed after a
+/// cursor, in commit order.
+const SELECT_RECORDS_SINCE: &str =
+    "SELECT seq, body FROM records WHERE event = ?2 AND seq > ?1 ORDER BY seq";
+const SELECT_EVENT: &str = "SELECT meta FROM events WHERE id = ?1";
+const SELECT_EVENTS: &str = "SELECT meta FROM events ORDER BY id";
+const SELECT_VIEW: &str = "
+    SELECT records, guest, guest_version, host, host_version FROM views WHERE event = ?1
+";
+
+/// Read-only connections to the database, opened on demand and reused.
+pub(super) struct ReaderPool {
+    path: PathBuf,
+    /// Idle connections. Held only to push or pop one, never during a query.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    pub(super) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on a pooled connection, on the calling thread.
+    pub(super) fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let pooled = self.lock().pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => schema::open_reader(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// A panic while holding this lock cannot leave the list half-changed
+    /// (push and pop are single operations), so poisoning is ignored.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One point read: the record under a key, or the latest of a sequence.
+pub(super) fn point_lookup(
+    c: &Connection,
+    event: EventId,
+    lookup: &Lookup,
+) -> StoreResult<Option<Record>> {
+    let mut found = match lookup {
+        Lookup::Key(key) => query_records(
+            c,
+            SELECT_RECORD_BY_KEY,
+            params![event.to_string(), key.as_str()],
+            || format!("reading record {key} of event {event}"),
+        )?,
+        Lookup::Latest(sequence) => {
+            let prefix = sequence.prefix();
+            let upper = format!("{prefix}~");
+            query_records(
+                c,
+                SELECT_LATEST_BY_PREFIX,
+                params![event.to_string(), prefix, upper],
+                || format!("reading the latest record {prefix}* of event {event}"),
+            )?
+        }
+    };
+    Ok(found.pop())
+}
+
+/// All of an event's records.
+pub(super) fn event_records(c: &Connection, event: EventId) -> StoreResult<Vec<Record>> {
+    query_records(c, SELECT_EVENT_RECORDS, params![event.to_string()], || {
+        format!("reading the records of event {event}")
+    })
+}
+
+/// Up to `limit` records with ids above `after`, in record-id order.
+pub(super) fn records_page(
+    c: &Connection,
+    event: EventId,
+    after: Option<RecordId>,
+    limit: usize,
+) -> StoreResult<Vec<Record>> {
+    let after = after.map(|a| a.to_string()).unwrap_or_default();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    query_records(
+        c,
+        SELECT_RECORDS_PAGE,
+        params![event.to_string(), after, limit],
+        || format!("reading a page of event {event} after record {after:?}"),
+    )
+}
+
+/// The records committed after `cursor`, with the cursor to continue from.
+pub(super) fn records_since(
+    c: &Connection,
+    event: EventId,
+    cursor: LogCursor,
+) -> StoreResult<(Vec<Record>, LogCursor)> {
+    let context = || format!("reading event {event} after commit {}", cursor.0);
+    let unavailable = |e| StoreError::unavailable(context(), e);
+    let mut stmt = c
+        .prepare_cached(SELECT_RECORDS_SINCE)
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params![cursor.0 as i64, event.to_string()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    let mut upto = cursor.0;
+    for row in rows {
+        let (seq, body) = row.map_err(unavailable)?;
+        upto = upto.max(seq as u64);
+        out.push(decode(&body, context)?);
+    }
+    Ok((out, LogCursor(upto)))
+}
+
+/// An event's directory entry.
+pub(super) fn event_meta(c: &Connection, id: EventId) -> StoreResult<Option<EventMeta>> {
+    let context = || format!("reading event {id}");
+    let json: Option<String> = c
+        .prepare_cached(SELECT_EVENT)
+        .and_then(|mut s| {
+            s.query_row(params![id.to_string()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(|e| StoreError::unavailable(context(), e))?;
+    json.map(|j| decode(&j, context)).transpose()
+}
+
+/// Every event's directory entry, by id.
+pub(super) fn all_events(c: &Connection) -> StoreResult<Vec<EventMeta>> {
+    let context = || "listing events".to_owned();
+    let unavailable = |e| StoreError::unavailable(context(), e);
+    let mut stmt = c.prepare_cached(SELECT_EVENTS).map_err(unavailable)?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(unavailable)?;
+    rows.map(|json| decode(&json.map_err(unavailable)?, context))
+        .collect()
+}
+
+/// An event's stored views.
+pub(super) fn stored_view(c: &Connection, event: EventId) -> StoreResult<Option<StoredView>> {
+    c.prepare_cached(SELECT_VIEW)
+        .and_then(|mut s| {
+            s.query_row(params![event.to_string()], |r| {
+                Ok(StoredView {
+                    records: r.get::<_, i64>(0)? as u64,
+                    guest: RenderedView {
+                        json: r.get(1)?,
+                        version: r.get(2)?,
+                    },
+                    host: RenderedView {
+                        json: r.get(3)?,
+                        version: r.get(4)?,
+                    },
+                })
+            })
+            .optional()
+        })
+        .map_err(|e| StoreError::unavailable(format!("reading the views of event {event}"), e))
+}
+
+/// Runs a query whose one column is a record's JSON body, decoding every
+/// row. `context` says what was being read, for errors.
+fn query_records(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    context: impl Fn() -> String,
+) -> StoreResult<Vec<Record>> {
+    let unavailable = |e| StoreError::unavailable(context(), e);
+    let mut stmt = c.prepare_cached(sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(unavailable)?;
+    rows.map(|body| decode(&body.map_err(unavailable)?, &context))
+        .collect()
+}
+
+/// Decodes stored JSON; a failure means the stored data is damaged.
+fn decode<T: DeserializeOwned>(json: &str, context: impl Fn() -> String) -> StoreResult<T> {
+    serde_json::from_str(json).map_err(|e| StoreError::corrupt(context(), e))
+}
