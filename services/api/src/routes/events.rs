@@ -31,6 +31,7 @@ struct Created {
     host_url: String,
 }
 
+#[tracing::instrument(skip_all, fields(event))]
 pub async fn create(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<CreateEvent>,
@@ -46,7 +47,8 @@ pub async fn create(
         })
         .await?;
     let id = created.meta.id;
-    tracing::info!(event = %id, "event created");
+    tracing::Span::current().record("event", tracing::field::display(id));
+    tracing::info!("event created");
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -72,6 +74,7 @@ struct EventInfo {
     open: bool,
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid))]
 pub async fn get(
     State(app): State<AppState>,
     EventPath(eid): EventPath,

@@ -45,6 +45,7 @@ async fn host_event(
     Ok(meta)
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid))]
 pub async fn host_view(
     State(app): State<AppState>,
     EventPath(eid): EventPath,
@@ -79,6 +80,7 @@ pub async fn hidden(
     set_flag(app, path, secret, Flag::Hidden, body.value).await
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid, question = %qid, ?flag))]
 async fn set_flag(
     app: AppState,
     QuestionPath(eid, qid): QuestionPath,
@@ -100,6 +102,7 @@ pub struct TextBody {
     text: String,
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid, question = %qid))]
 pub async fn text(
     State(app): State<AppState>,
     QuestionPath(eid, qid): QuestionPath,
@@ -115,6 +118,7 @@ pub async fn text(
     host_command(&app, &meta, command).await
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid))]
 pub async fn open(
     State(app): State<AppState>,
     EventPath(eid): EventPath,
@@ -143,6 +147,7 @@ pub struct PageQuery {
 }
 
 /// The event's records as NDJSON, in record-id order, a page at a time.
+#[tracing::instrument(skip_all, fields(event = %eid))]
 pub async fn records(
     State(app): State<AppState>,
     EventPath(eid): EventPath,

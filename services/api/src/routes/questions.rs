@@ -33,6 +33,7 @@ struct Asked {
     id: QuestionId,
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid))]
 pub async fn ask(
     State(app): State<AppState>,
     EventPath(eid): EventPath,
@@ -71,6 +72,7 @@ pub struct VoteBody {
     up: bool,
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid, question = %qid))]
 pub async fn vote(
     State(app): State<AppState>,
     QuestionPath(eid, qid): QuestionPath,
@@ -92,6 +94,7 @@ pub async fn vote(
     Ok(RecordAccepted::from(executed))
 }
 
+#[tracing::instrument(skip_all, fields(event = %eid))]
 pub async fn guest_view(
     State(app): State<AppState>,
     EventPath(eid): EventPath,
