@@ -81,6 +81,10 @@ pub struct Projected {
 
 pub struct Projector {
     store: Store,
+    /// On AWS, the region this projector serves: events homed elsewhere are
+    /// never projected here, whatever asks for them (their records live in
+    /// their home region; projecting them here would split their views).
+    home: Option<String>,
     /// Per event: its folded state, behind a lock that also makes sure only
     /// one projection of an event runs at a time.
     folded: std::sync::Mutex<HashMap<EventId, Arc<Mutex<Option<Folded>>>>>,
@@ -102,9 +106,21 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 pub const PROJECTION_PACING: Duration = Duration::from_millis(10);
 
 impl Projector {
+    /// A projector of every event in `store` (one region: the embedded
+    /// store holds only its own events).
     pub fn new(store: Store) -> Arc<Self> {
+        Self::build(store, None)
+    }
+
+    /// A projector of the events homed in `region` only.
+    pub fn for_region(store: Store, region: String) -> Arc<Self> {
+        Self::build(store, Some(region))
+    }
+
+    fn build(store: Store, home: Option<String>) -> Arc<Self> {
         Arc::new(Self {
             store,
+            home,
             folded: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -118,13 +134,18 @@ impl Projector {
             .clone()
     }
 
-    /// Projects `event` now. Unknown events are skipped.
+    /// Projects `event` now. Unknown events, and events homed in another
+    /// region than this projector's, are skipped.
     #[tracing::instrument(level = "debug", skip(self), fields(%event, records, stored))]
     pub async fn project(&self, event: EventId) -> StoreResult<Option<Projected>> {
         let Some(meta) = self.store.directory.get(event).await? else {
             tracing::debug!("event not in the directory; nothing to project");
             return Ok(None);
         };
+        if self.home.as_ref().is_some_and(|home| *home != meta.region) {
+            tracing::warn!(region = %meta.region, "event homed in another region; not projected here");
+            return Ok(None);
+        }
         let log = meta.log();
         let slot = self.slot(event);
         let mut folded = slot.lock().await;

@@ -35,7 +35,7 @@ impl ProjectorService {
 
     pub fn with_clock(store: Store, region: String, clock: Arc<dyn Clock>) -> Self {
         Self {
-            projector: Projector::new(store.clone()),
+            projector: Projector::for_region(store.clone(), region.clone()),
             store,
             region,
             clock,

@@ -160,3 +160,37 @@ async fn idle_states_are_dropped_and_rebuilt_from_the_log() {
     projector.project(meta.id).await.unwrap();
     assert_eq!(store.views.get(meta.id).await.unwrap().unwrap(), before);
 }
+
+/// A region's projector never projects an event homed elsewhere, whoever
+/// asks: not a queued command, not a sweep.
+#[tokio::test]
+async fn a_regions_projector_leaves_other_regions_events_alone() {
+    let store = MemoryStore::store();
+    let meta = EventMeta {
+        region: "us-east-1".into(),
+        ..event()
+    };
+    store.directory.create(&meta).await.unwrap();
+    for record in history(meta.id, 20) {
+        store.log.append(meta.log(), record).await.unwrap();
+    }
+    let service =
+        openfloor_projector::service::ProjectorService::new(store.clone(), "eu-west-1".into());
+    let command = serde_json::json!({"command": "project", "event": meta.id}).to_string();
+    let failed = service
+        .handle(&[openfloor_projector::service::Incoming {
+            id: "m1".into(),
+            body: command,
+        }])
+        .await;
+    assert!(
+        failed.is_empty(),
+        "skipped, not failed (it would only be retried)"
+    );
+    assert_eq!(service.sweep().await.unwrap().events, 0);
+    assert!(store.views.get(meta.id).await.unwrap().is_none());
+    // Its home region's projector does project it.
+    let home =
+        openfloor_projector::service::ProjectorService::new(store.clone(), "us-east-1".into());
+    assert_eq!(home.sweep().await.unwrap().changed, 1);
+}

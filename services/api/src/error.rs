@@ -28,6 +28,8 @@ use serde_json::json;
 
 /// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECONDS: u32 = 1;
+/// Seconds to wait after a 503 that only an operator can fix.
+const UNROUTED_RETRY_AFTER_SECONDS: u32 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -47,6 +49,11 @@ pub enum ApiError {
     /// Too many requests from one voter; the seconds to wait.
     #[error("too many requests; try again in {0} s")]
     RateLimited(u64),
+    /// The event lives in another region that this deployment has no URL
+    /// for: it is not served here (that would split its counts), and the
+    /// client cannot be sent on. An operator must configure the region.
+    #[error("this event lives in region {region}, which this deployment cannot route to")]
+    HomedElsewhere { region: String },
     /// Retryable: the cause says why (for the log, never the client).
     #[error("the service is busy; try again shortly")]
     Unavailable(#[source] BoxError),
@@ -84,6 +91,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::HomedElsewhere { .. } => (StatusCode::SERVICE_UNAVAILABLE, "homed_elsewhere"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -94,6 +102,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         // The one place a 5xx is logged, with everything that led to it.
         match &self {
+            ApiError::HomedElsewhere { region } => {
+                tracing::warn!(%region, "answered 503: event homed in a region with no configured URL");
+            }
             ApiError::Unavailable(cause) => {
                 tracing::warn!(status = status.as_u16(), error = %cause_chain(cause.as_ref()), "answered 503");
             }
@@ -111,6 +122,13 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::HomedElsewhere { .. } => {
+                // Not a passing state: only an operator's fix helps.
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNROUTED_RETRY_AFTER_SECONDS),
+                );
             }
             ApiError::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

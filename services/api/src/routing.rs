@@ -28,13 +28,12 @@ fn event_of(path: &str) -> Option<EventId> {
 }
 
 pub async fn home_region(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if app.config.region_urls.is_empty() {
-        return next.run(req).await; // one region: nothing to route
-    }
     let Some(event) = event_of(req.uri().path()) else {
         return next.run(req).await;
     };
     match app.event(event).await {
+        // Whatever the configuration, a region never serves, writes or
+        // projects another region's event: that would split its counts.
         Ok(meta) if meta.region != app.config.region => {
             match app.config.region_urls.get(&meta.region) {
                 Some(base) => {
@@ -53,14 +52,15 @@ pub async fn home_region(State(app): State<AppState>, req: Request, next: Next) 
                     }
                     response
                 }
-                None => ApiError::unavailable(format!(
-                    "event {event} is homed in region {} and no URL is configured for it",
-                    meta.region
-                ))
+                None => ApiError::HomedElsewhere {
+                    region: meta.region.clone(),
+                }
                 .into_response(),
             }
         }
-        Err(ApiError::NotFound(_)) if recently_minted(event, app.clock.now_ms()) => {
+        Err(ApiError::NotFound(_))
+            if !app.config.region_urls.is_empty() && recently_minted(event, app.clock.now_ms()) =>
+        {
             // Probably created in another region a moment ago.
             ApiError::unavailable(format!(
                 "event {event} is not in this region's directory yet (replicating?)"

@@ -113,3 +113,50 @@ async fn a_brand_new_event_not_replicated_yet_is_retried_not_gone() {
     .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// Whatever its configuration, a region never serves another region's
+/// event: with no region URLs at all, it says so with a 503, and stores
+/// nothing (no split counts).
+#[tokio::test]
+async fn a_region_without_region_urls_refuses_another_regions_event() {
+    let store = MemoryStore::store();
+    let us = event_in(&store, "us-east-1").await;
+    for (method, path, body) in [
+        ("GET", format!("/api/events/{us}"), ""),
+        ("GET", format!("/api/events/{us}/questions"), ""),
+        (
+            "POST",
+            format!("/api/events/{us}/questions"),
+            r#"{"text": "split?"}"#,
+        ),
+    ] {
+        let r = app(store.clone(), HashMap::new())
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(&path)
+                    .header("x-voter", "a-voter-token-0001")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}"
+        );
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "homed_elsewhere");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("us-east-1"));
+    }
+    let meta = store.directory.get(us).await.unwrap().unwrap();
+    assert_eq!(store.log.read_event(meta.log()).await.unwrap().len(), 0);
+}
