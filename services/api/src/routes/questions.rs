@@ -17,7 +17,11 @@ use crate::state::AppState;
 /// Guest views may be shared by CDNs and browsers for a second: rankings
 /// move, but a second of staleness is what "near-real-time" allows and it
 /// turns a crowd's polling into one origin request per second per edge.
-pub const GUEST_VIEW_CACHE_CONTROL: &str = "public, max-age=1";
+/// `s-maxage` says the same to shared caches explicitly, and
+/// `stale-while-revalidate` lets an edge answer at once from the view it
+/// has while it fetches the next (never more than a few seconds old).
+pub const GUEST_VIEW_CACHE_CONTROL: &str =
+    "public, max-age=1, s-maxage=1, stale-while-revalidate=5";
 
 #[derive(Deserialize)]
 pub struct AskBody {
