@@ -244,6 +244,9 @@ impl DynamoStore {
 
 #[async_trait]
 impl Directory for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.events_table, event = %meta.id,
+    ))]
     async fn create(&self, meta: &EventMeta) -> StoreResult<()> {
         let item = to_item(EventItem::new(meta)?, || {
             format!("encoding the entry of event {}", meta.id)
@@ -265,6 +268,9 @@ impl Directory for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.events_table, event = %id,
+    ))]
     async fn get(&self, id: EventId) -> StoreResult<Option<EventMeta>> {
         let out = self
             .client
@@ -282,6 +288,9 @@ impl Directory for DynamoStore {
         stored.meta().map(Some)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.events_table,
+    ))]
     async fn list(&self) -> StoreResult<Vec<EventMeta>> {
         let items: Vec<Item> = self
             .client
@@ -307,6 +316,9 @@ impl Directory for DynamoStore {
 
 #[async_trait]
 impl Log for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event, key = %record.key(),
+    ))]
     async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended> {
         let key = record.key();
         let item = to_item(RecordItem::new(log, &record)?, || {
@@ -338,10 +350,16 @@ impl Log for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event, key = %key,
+    ))]
     async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
         self.get_key(log, key).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event, sequence = ?sequence,
+    ))]
     async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
         let shard = sequence.shard(log.event, log.shards);
         // One item from the top of the range: a single request, no paging.
@@ -369,6 +387,10 @@ impl Log for DynamoStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+        lookups = lookups.len(),
+    ))]
     async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
         // Independent reads: issue them together.
         futures::future::try_join_all(lookups.iter().map(|l| async move {
@@ -380,6 +402,9 @@ impl Log for DynamoStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+    ))]
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
         let shards = stream::iter(0..log.shards.max(1))
             .map(|shard| self.query_partition(partition(log, shard)))
@@ -393,6 +418,10 @@ impl Log for DynamoStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+        records = records.len(),
+    ))]
     async fn append_batch(&self, log: EventLog, records: Vec<Record>) -> StoreResult<u64> {
         let outcomes: Vec<Appended> = stream::iter(records)
             .map(|r| self.append(log, r))
@@ -414,6 +443,9 @@ fn view_item(event: EventId, view: &StoredView) -> StoreResult<Item> {
 
 #[async_trait]
 impl Views for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
+    ))]
     async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool> {
         let result = self
             .client
@@ -433,6 +465,9 @@ impl Views for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event,
+    ))]
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
         let out = self
             .client
@@ -450,6 +485,9 @@ impl Views for DynamoStore {
         Ok(Some(Arc::new(stored.into_view())))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
+    ))]
     async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
         self.client
             .put_item()
