@@ -1,4 +1,10 @@
 //! The directory, log and views roles on DynamoDB.
+//!
+//! Each table's items are a struct here ([`EventItem`], [`RecordItem`],
+//! [`ViewItem`]) that `serde_dynamo` turns into attribute maps and back, so
+//! an item's attribute names and types are written down once. They are the
+//! tables' contract with `ops/aws/template.yaml` and with stored data:
+//! renaming a field or changing its type is a migration.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +24,8 @@ use openfloor_store::{
     Appended, Directory, EventLog, EventMeta, Log, Lookup, StoreError, StoreResult, StoredView,
     Views,
 };
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::{build_error, sdk_error, AwsSettings};
 
@@ -30,54 +38,165 @@ const IMPORT_CONCURRENCY: usize = 16;
 
 type Item = HashMap<String, AttributeValue>;
 
-pub struct DynamoStore {
-    client: Client,
-    events_table: String,
-    records_table: String,
-    views_table: String,
+/// An event's directory entry in the (global) events table.
+#[derive(Serialize, Deserialize)]
+struct EventItem {
+    /// The partition key.
+    id: String,
+    /// The whole [`EventMeta`] as JSON: the entry can gain fields without a
+    /// table change.
+    meta: String,
+    /// Copies of two fields of `meta`, for operators' queries.
+    region: String,
+    expires_at: u64,
+    /// When DynamoDB may delete the item, in seconds (see [`ttl`]).
+    ttl: u64,
+}
+
+impl EventItem {
+    fn new(meta: &EventMeta) -> StoreResult<Self> {
+        Ok(Self {
+            id: meta.id.to_string(),
+            meta: to_json(meta, || format!("encoding event {}", meta.id))?,
+            region: meta.region.clone(),
+            expires_at: meta.expires_at,
+            ttl: ttl(meta.expires_at),
+        })
+    }
+
+    fn meta(&self) -> StoreResult<EventMeta> {
+        from_json(&self.meta, || format!("decoding event {}", self.id))
+    }
+}
+
+/// One record in the (regional) records table.
+#[derive(Serialize, Deserialize)]
+struct RecordItem {
+    /// The partition key: `{event}#{shard}` (see [`partition`]).
+    pk: String,
+    /// The sort key: the record's deterministic key.
+    sk: String,
+    id: String,
+    /// The record as JSON.
+    body: String,
+    /// The event's expiry, in seconds (see [`ttl`]).
+    ttl: u64,
+}
+
+impl RecordItem {
+    fn new(log: EventLog, record: &Record) -> StoreResult<Self> {
+        let key = record.key();
+        let body = to_json(record, || format!("encoding record {}", record.id))?;
+        if body.len() > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge(format!(
+                "record {} is {} bytes",
+                record.id,
+                body.len()
+            )));
+        }
+        Ok(Self {
+            pk: partition(log, key.shard(log.event, log.shards)),
+            sk: key.as_str().to_owned(),
+            id: record.id.to_string(),
+            body,
+            ttl: ttl(log.expires_at),
+        })
+    }
+
+    /// Decodes a record item read from the table.
+    fn decode(item: Item) -> StoreResult<Record> {
+        let stored: Self = from_item(item, || "reading a record item".to_owned())?;
+        from_json(&stored.body, || {
+            format!("decoding record {} in {}", stored.sk, stored.pk)
+        })
+    }
+}
+
+/// An event's views in the (regional) views table.
+#[derive(Serialize, Deserialize)]
+struct ViewItem {
+    /// The partition key.
+    event: String,
+    /// How many records the views fold: the guard of [`Views::put`].
+    records: u64,
+    /// Binary (`B`) attributes: the rendered JSON is served as bytes.
+    #[serde(with = "serde_bytes")]
+    guest: Vec<u8>,
+    guest_version: String,
+    #[serde(with = "serde_bytes")]
+    host: Vec<u8>,
+    host_version: String,
+}
+
+impl ViewItem {
+    fn new(event: EventId, view: &StoredView) -> StoreResult<Self> {
+        let size = view.guest.json.len() + view.host.json.len();
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge(format!(
+                "the views of event {event} are {size} bytes"
+            )));
+        }
+        Ok(Self {
+            event: event.to_string(),
+            records: view.records,
+            guest: view.guest.json.clone(),
+            guest_version: view.guest.version.clone(),
+            host: view.host.json.clone(),
+            host_version: view.host.version.clone(),
+        })
+    }
+
+    fn into_view(self) -> StoredView {
+        StoredView {
+            records: self.records,
+            guest: RenderedView {
+                json: self.guest,
+                version: self.guest_version,
+            },
+            host: RenderedView {
+                json: self.host,
+                version: self.host_version,
+            },
+        }
+    }
+}
+
+/// One table item's attributes; an item that cannot be encoded is a bug here.
+fn to_item(item: impl Serialize, context: impl FnOnce() -> String) -> StoreResult<Item> {
+    serde_dynamo::to_item(item).map_err(|e| StoreError::corrupt(context(), e))
+}
+
+/// A table item read back; one that does not fit its struct is damaged.
+fn from_item<T: DeserializeOwned>(item: Item, context: impl FnOnce() -> String) -> StoreResult<T> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::corrupt(context(), e))
+}
+
+fn to_json(value: &impl Serialize, context: impl FnOnce() -> String) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::corrupt(context(), e))
+}
+
+fn from_json<T: DeserializeOwned>(json: &str, context: impl FnOnce() -> String) -> StoreResult<T> {
+    serde_json::from_str(json).map_err(|e| StoreError::corrupt(context(), e))
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| StoreError::corrupt_msg(format!("item without string attribute {name}")))
-}
-
-fn get_n(item: &Item, name: &str) -> StoreResult<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::corrupt_msg(format!("item without number attribute {name}")))
-}
-
-fn get_b(item: &Item, name: &str) -> StoreResult<Vec<u8>> {
-    item.get(name)
-        .and_then(|v| v.as_b().ok())
-        .map(|b| b.clone().into_inner())
-        .ok_or_else(|| StoreError::corrupt_msg(format!("item without binary attribute {name}")))
-}
-
 /// DynamoDB TTL is in seconds.
-fn ttl(expires_at_ms: u64) -> AttributeValue {
-    n(expires_at_ms / 1000)
+fn ttl(expires_at_ms: u64) -> u64 {
+    expires_at_ms / 1000
 }
 
 fn partition(log: EventLog, shard: u16) -> String {
     format!("{}#{shard}", log.event)
 }
 
-fn decode(item: &Item) -> StoreResult<Record> {
-    serde_json::from_str(get_s(item, "body")?)
-        .map_err(|e| StoreError::corrupt("decoding a record", e))
+pub struct DynamoStore {
+    client: Client,
+    events_table: String,
+    records_table: String,
+    views_table: String,
 }
 
 impl DynamoStore {
@@ -90,36 +209,21 @@ impl DynamoStore {
         }
     }
 
-    /// Every item of one partition whose sort key starts with `prefix`,
-    /// strongly consistent, following `LastEvaluatedKey` to the end (a page
-    /// is at most 1 MB).
-    async fn query_all(&self, pk: String, prefix: Option<&str>) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.records_table)
-                .consistent_read(true)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .set_exclusive_start_key(start.take());
-            q = match prefix {
-                Some(p) => q
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(p)),
-                None => q.key_condition_expression("pk = :pk"),
-            };
-            let page = q
-                .send()
-                .await
-                .map_err(|e| sdk_error(format!("querying partition {pk}"), e))?;
-            items.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(items),
-            }
-        }
+    /// Every item of one partition, strongly consistent, page after page (a
+    /// page is at most 1 MB).
+    async fn query_partition(&self, pk: String) -> StoreResult<Vec<Item>> {
+        self.client
+            .query()
+            .table_name(&self.records_table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error(format!("querying partition {pk}"), e))
     }
 
     async fn get_key(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
@@ -134,24 +238,24 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading record {key} of event {}", log.event), e))?;
-        out.item().map(decode).transpose()
+        out.item.map(RecordItem::decode).transpose()
     }
 }
 
 #[async_trait]
 impl Directory for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.events_table, event = %meta.id,
+    ))]
     async fn create(&self, meta: &EventMeta) -> StoreResult<()> {
-        let json = serde_json::to_string(meta)
-            .map_err(|e| StoreError::corrupt(format!("encoding event {}", meta.id), e))?;
+        let item = to_item(EventItem::new(meta)?, || {
+            format!("encoding the entry of event {}", meta.id)
+        })?;
         let result = self
             .client
             .put_item()
             .table_name(&self.events_table)
-            .item("id", s(meta.id.to_string()))
-            .item("meta", s(json))
-            .item("region", s(meta.region.clone()))
-            .item("expires_at", n(meta.expires_at))
-            .item("ttl", ttl(meta.expires_at))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
@@ -164,6 +268,9 @@ impl Directory for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.events_table, event = %id,
+    ))]
     async fn get(&self, id: EventId) -> StoreResult<Option<EventMeta>> {
         let out = self
             .client
@@ -174,66 +281,54 @@ impl Directory for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading event {id}"), e))?;
-        out.item()
-            .map(|item| {
-                serde_json::from_str(get_s(item, "meta")?)
-                    .map_err(|e| StoreError::corrupt(format!("decoding event {id}"), e))
-            })
-            .transpose()
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let stored: EventItem = from_item(item, || format!("reading the entry of event {id}"))?;
+        stored.meta().map(Some)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.events_table,
+    ))]
     async fn list(&self) -> StoreResult<Vec<EventMeta>> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.events_table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("listing events", e))?;
-            for item in page.items() {
-                out.push(
-                    serde_json::from_str(get_s(item, "meta")?)
-                        .map_err(|e| StoreError::corrupt("decoding a listed event", e))?,
-                );
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        out.sort_by_key(|m: &EventMeta| m.id);
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.events_table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error("listing events", e))?;
+        let mut out = items
+            .into_iter()
+            .map(|item| {
+                from_item::<EventItem>(item, || "reading a listed event".to_owned())?.meta()
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.sort_by_key(|m| m.id);
         Ok(out)
     }
 }
 
 #[async_trait]
 impl Log for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event, key = %record.key(),
+    ))]
     async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended> {
         let key = record.key();
-        let body = serde_json::to_string(&record)
-            .map_err(|e| StoreError::corrupt(format!("encoding record {}", record.id), e))?;
-        if body.len() > MAX_ITEM_BYTES {
-            return Err(StoreError::TooLarge(format!(
-                "record {} is {} bytes",
-                record.id,
-                body.len()
-            )));
-        }
-        let shard = key.shard(log.event, log.shards);
+        let item = to_item(RecordItem::new(log, &record)?, || {
+            format!("encoding record {}", record.id)
+        })?;
         let result = self
             .client
             .put_item()
             .table_name(&self.records_table)
-            .item("pk", s(partition(log, shard)))
-            .item("sk", s(key.as_str()))
-            .item("id", s(record.id.to_string()))
-            .item("body", s(body))
-            .item("ttl", ttl(log.expires_at))
+            .set_item(Some(item))
             // A retry, or a lost race, lands on the same key: stored once.
             .condition_expression("attribute_not_exists(sk)")
             .send()
@@ -255,12 +350,19 @@ impl Log for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event, key = %key,
+    ))]
     async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
         self.get_key(log, key).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event, sequence = ?sequence,
+    ))]
     async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
         let shard = sequence.shard(log.event, log.shards);
+        // One item from the top of the range: a single request, no paging.
         let out = self
             .client
             .query()
@@ -279,9 +381,16 @@ impl Log for DynamoStore {
                     e,
                 )
             })?;
-        out.items().first().map(decode).transpose()
+        out.items
+            .and_then(|items| items.into_iter().next())
+            .map(RecordItem::decode)
+            .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+        lookups = lookups.len(),
+    ))]
     async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
         // Independent reads: issue them together.
         futures::future::try_join_all(lookups.iter().map(|l| async move {
@@ -293,15 +402,26 @@ impl Log for DynamoStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+    ))]
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
         let shards = stream::iter(0..log.shards.max(1))
-            .map(|shard| self.query_all(partition(log, shard), None))
+            .map(|shard| self.query_partition(partition(log, shard)))
             .buffer_unordered(usize::from(log.shards.max(1)).min(8))
             .try_collect::<Vec<_>>()
             .await?;
-        shards.iter().flatten().map(decode).collect()
+        shards
+            .into_iter()
+            .flatten()
+            .map(RecordItem::decode)
+            .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+        records = records.len(),
+    ))]
     async fn append_batch(&self, log: EventLog, records: Vec<Record>) -> StoreResult<u64> {
         let outcomes: Vec<Appended> = stream::iter(records)
             .map(|r| self.append(log, r))
@@ -316,30 +436,16 @@ impl Log for DynamoStore {
 }
 
 fn view_item(event: EventId, view: &StoredView) -> StoreResult<Item> {
-    let size = view.guest.json.len() + view.host.json.len();
-    if size > MAX_ITEM_BYTES {
-        return Err(StoreError::TooLarge(format!(
-            "the views of event {event} are {size} bytes"
-        )));
-    }
-    let mut item = Item::new();
-    item.insert("event".into(), s(event.to_string()));
-    item.insert("records".into(), n(view.records));
-    item.insert(
-        "guest".into(),
-        AttributeValue::B(view.guest.json.clone().into()),
-    );
-    item.insert("guest_version".into(), s(view.guest.version.clone()));
-    item.insert(
-        "host".into(),
-        AttributeValue::B(view.host.json.clone().into()),
-    );
-    item.insert("host_version".into(), s(view.host.version.clone()));
-    Ok(item)
+    to_item(ViewItem::new(event, view)?, || {
+        format!("encoding the views of event {event}")
+    })
 }
 
 #[async_trait]
 impl Views for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
+    ))]
     async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool> {
         let result = self
             .client
@@ -349,7 +455,7 @@ impl Views for DynamoStore {
             // The guard: never replace a view that folds more records.
             .condition_expression("attribute_not_exists(event) OR #records <= :records")
             .expression_attribute_names("#records", "records")
-            .expression_attribute_values(":records", n(view.records))
+            .expression_attribute_values(":records", AttributeValue::N(view.records.to_string()))
             .send()
             .await;
         match result {
@@ -359,6 +465,9 @@ impl Views for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event,
+    ))]
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
         let out = self
             .client
@@ -369,22 +478,16 @@ impl Views for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
-        let Some(item) = out.item() else {
+        let Some(item) = out.item else {
             return Ok(None);
         };
-        Ok(Some(Arc::new(StoredView {
-            records: get_n(item, "records")?,
-            guest: RenderedView {
-                json: get_b(item, "guest")?,
-                version: get_s(item, "guest_version")?.to_owned(),
-            },
-            host: RenderedView {
-                json: get_b(item, "host")?,
-                version: get_s(item, "host_version")?.to_owned(),
-            },
-        })))
+        let stored: ViewItem = from_item(item, || format!("reading the views of event {event}"))?;
+        Ok(Some(Arc::new(stored.into_view())))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
+    ))]
     async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
         self.client
             .put_item()
@@ -460,7 +563,8 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
                 .await
             {
                 // Already enabled is fine; anything else only loses expiry.
-                tracing::debug!(table = %name, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "time to live not set");
+                let error = aws_sdk_dynamodb::error::DisplayErrorContext(&e);
+                tracing::debug!(table = %name, %error, "time to live not set");
             }
         }
     }

@@ -240,7 +240,11 @@ impl Trigger for SqsTrigger {
                 .remove(&event);
             if let Err(error) = queue.send(&[Command::Project { event }]).await {
                 // Only a delay: the sweep re-projects events behind their log.
-                tracing::warn!(%event, %error, "projector notification lost; the sweep will repair it");
+                tracing::warn!(
+                    %event,
+                    %error,
+                    "projector notification lost; the sweep will repair it"
+                );
             }
         });
     }

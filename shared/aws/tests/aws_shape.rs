@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,10 @@ use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody};
 use openfloor_domain::secret::HostSecret;
+use openfloor_domain::view::RenderedView;
 use openfloor_projector::service::ProjectorService;
 use openfloor_store::memory::MemoryStore;
-use openfloor_store::{EventMeta, Store};
+use openfloor_store::{EventMeta, Store, StoredView};
 use serde_json::{json, Value};
 use ulid::Ulid;
 
@@ -358,6 +360,120 @@ async fn reads_follow_every_page_of_a_large_partition() {
     assert!(page.items().len() < 1500);
     // ... and a read of the event still gets every record.
     assert_eq!(store.log.read_event(meta.log()).await.unwrap().len(), 1500);
+}
+
+/// The stored items' attribute names and types are a contract with the
+/// CloudFormation template and with data already stored: pin them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_keep_their_attribute_names_and_types() {
+    let Some(aws) = support::fresh().await else {
+        return;
+    };
+    let store = aws.store();
+    let meta = event_meta();
+    let log = meta.log();
+    store.directory.create(&meta).await.unwrap();
+    let created = record(
+        &meta,
+        0,
+        RecordBody::EventCreated {
+            title: meta.title.clone(),
+        },
+    );
+    store.log.append(log, created.clone()).await.unwrap();
+    let view = |json: &[u8]| RenderedView {
+        json: json.to_vec(),
+        version: "\"v1\"".into(),
+    };
+    let stored = StoredView {
+        records: 1,
+        guest: view(b"{}"),
+        host: view(b"{\"host\":true}"),
+    };
+    assert!(store.views.put(meta.id, Arc::new(stored)).await.unwrap());
+
+    let get = |table: &str, key: Vec<(&str, String)>| {
+        let request = key.into_iter().fold(
+            aws.dynamo
+                .get_item()
+                .table_name(table)
+                .consistent_read(true),
+            |r, (name, value)| r.key(name, AttributeValue::S(value)),
+        );
+        async move { request.send().await.unwrap().item.unwrap() }
+    };
+    let shape = |item: &HashMap<String, AttributeValue>| {
+        item.iter()
+            .map(|(name, value)| {
+                let kind = match value {
+                    AttributeValue::S(_) => "S",
+                    AttributeValue::N(_) => "N",
+                    AttributeValue::B(_) => "B",
+                    _ => "other",
+                };
+                (name.clone(), kind)
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let expected = |pairs: &[(&str, &'static str)]| {
+        pairs
+            .iter()
+            .map(|(name, kind)| (name.to_string(), *kind))
+            .collect::<BTreeMap<_, _>>()
+    };
+
+    let settings = &aws.settings;
+    let event = get(&settings.events_table, vec![("id", meta.id.to_string())]).await;
+    assert_eq!(
+        shape(&event),
+        expected(&[
+            ("id", "S"),
+            ("meta", "S"),
+            ("region", "S"),
+            ("expires_at", "N"),
+            ("ttl", "N"),
+        ])
+    );
+    assert_eq!(
+        event["ttl"],
+        AttributeValue::N((meta.expires_at / 1000).to_string())
+    );
+    let key = created.key();
+    let shard = key.shard(meta.id, meta.shards);
+    let stored_record = get(
+        &settings.records_table,
+        vec![
+            ("pk", format!("{}#{shard}", meta.id)),
+            ("sk", key.as_str().to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        shape(&stored_record),
+        expected(&[
+            ("pk", "S"),
+            ("sk", "S"),
+            ("id", "S"),
+            ("body", "S"),
+            ("ttl", "N"),
+        ])
+    );
+    let views = get(&settings.views_table, vec![("event", meta.id.to_string())]).await;
+    assert_eq!(
+        shape(&views),
+        expected(&[
+            ("event", "S"),
+            ("records", "N"),
+            ("guest", "B"),
+            ("guest_version", "S"),
+            ("host", "B"),
+            ("host_version", "S"),
+        ])
+    );
+    assert_eq!(
+        views["host"],
+        AttributeValue::B(b"{\"host\":true}".to_vec().into())
+    );
 }
 
 fn event_meta() -> EventMeta {

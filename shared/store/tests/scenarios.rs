@@ -53,3 +53,48 @@ async fn sqlite_purges_only_expired_events() {
     assert_eq!(store.log.read_event(live).await.unwrap().len(), 1);
     assert!(store.views.get(live.event).await.unwrap().is_some());
 }
+
+/// Collects what a `fmt` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn sqlite_calls_open_debug_spans_naming_backend_event_and_key() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let log = event(1);
+    let record = vote(log, 1, 1, 1, 1);
+    let key = record.key();
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path()).unwrap().store();
+            store.log.append(log, record).await.unwrap();
+        });
+    });
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let expected = format!("append{{backend=\"sqlite\" event={} key={key}}}", log.event);
+    assert!(output.contains(&expected), "{output}");
+    assert!(output.contains("DEBUG"), "{output}");
+}

@@ -108,6 +108,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl Directory for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = "sqlite", event = %meta.id))]
     async fn create(&self, meta: &EventMeta) -> StoreResult<()> {
         let id = meta.id;
         let meta = meta.clone();
@@ -118,10 +119,12 @@ impl Directory for SqliteStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = "sqlite", event = %id))]
     async fn get(&self, id: EventId) -> StoreResult<Option<EventMeta>> {
         self.read(move |c| reads::event_meta(c, id)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = "sqlite"))]
     async fn list(&self) -> StoreResult<Vec<EventMeta>> {
         self.read(reads::all_events).await
     }
@@ -129,6 +132,9 @@ impl Directory for SqliteStore {
 
 #[async_trait]
 impl Log for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event, key = %record.key(),
+    ))]
     async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended> {
         let event = log.event;
         self.inner
@@ -137,14 +143,23 @@ impl Log for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event, key = %key,
+    ))]
     async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
         self.read_point(|c| reads::point_lookup(c, log.event, &Lookup::Key(key.clone())))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event, sequence = ?sequence,
+    ))]
     async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
         self.read_point(|c| reads::point_lookup(c, log.event, &Lookup::Latest(*sequence)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event, lookups = lookups.len(),
+    ))]
     async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
         self.read_point(|c| {
             lookups
@@ -154,10 +169,16 @@ impl Log for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event,
+    ))]
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
         self.read(move |c| reads::event_records(c, log.event)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event, after = ?after, limit,
+    ))]
     async fn read_page(
         &self,
         log: EventLog,
@@ -168,6 +189,9 @@ impl Log for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event, cursor = cursor.0,
+    ))]
     async fn read_since(
         &self,
         log: EventLog,
@@ -178,6 +202,9 @@ impl Log for SqliteStore {
             .map(Some)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event, records = records.len(),
+    ))]
     async fn append_batch(&self, log: EventLog, records: Vec<Record>) -> StoreResult<u64> {
         let event = log.event;
         self.inner
@@ -189,6 +216,9 @@ impl Log for SqliteStore {
 
 #[async_trait]
 impl Views for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %event, records = view.records,
+    ))]
     async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool> {
         if !self.inner.views.offer(event, &view) {
             return Ok(false);
@@ -200,6 +230,9 @@ impl Views for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %event, records = view.records,
+    ))]
     async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
         self.inner.views.replace(event, view.clone());
         let force = true;
@@ -210,6 +243,7 @@ impl Views for SqliteStore {
             .map(drop)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = "sqlite", event = %event))]
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
         if let Some(view) = self.inner.views.get(event) {
             return Ok(Some(view));
