@@ -23,7 +23,6 @@ use openfloor_domain::Millis;
 use serde::{Deserialize, Serialize};
 
 pub mod memory;
-pub mod scenarios;
 pub mod sqlite;
 pub mod trigger;
 
