@@ -2,37 +2,32 @@
 
 use std::sync::Arc;
 
-use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
+use openfloor_domain::ids::{EventId, QuestionId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody};
-use openfloor_domain::secret::HostSecret;
 use openfloor_ops::export::{import, read_export, write_export};
 use openfloor_ops::replay::replay_records;
 use openfloor_projector::verify::verify_event;
 use openfloor_projector::Projector;
 use openfloor_store::sqlite::SqliteStore;
 use openfloor_store::{EventMeta, Store, StoredView};
+use openfloor_testing::fixtures;
 use ulid::Ulid;
 
 const T0: u64 = 1_790_000_000_000;
 
 fn meta() -> EventMeta {
-    EventMeta {
-        id: EventId::from_ulid(Ulid::from_parts(T0, 1)),
-        title: Title::parse("Ops").unwrap(),
-        region: "local".into(),
-        shards: 1,
-        secret_hash: HostSecret::generate().hash(),
-        created_at: T0,
-        expires_at: u64::MAX,
-    }
+    fixtures::event_meta(EventId::from_ulid(Ulid::from_parts(T0, 1)))
+        .title("Ops")
+        .created_at(T0)
+        .build()
 }
 
 /// A history with one record per millisecond: asks, votes, withdrawals,
 /// hides, answers, a correction, closing.
 fn history(event: EventId) -> Vec<Record> {
     let q = |i: u128| QuestionId::from_ulid(Ulid::from_parts(T0, 100 + i));
-    let v = |i: u64| VoterId::parse(&format!("{i:020x}")).unwrap();
+    let v = fixtures::voter_id;
     let mut bodies = vec![RecordBody::EventCreated {
         title: Title::parse("Ops").unwrap(),
     }];
@@ -80,12 +75,7 @@ fn history(event: EventId) -> Vec<Record> {
     bodies
         .into_iter()
         .enumerate()
-        .map(|(i, body)| Record {
-            id: RecordId::from_ulid(Ulid::from_parts(T0 + i as u64, i as u128)),
-            event,
-            client: None,
-            body,
-        })
+        .map(|(i, body)| fixtures::record(event, Ulid::from_parts(T0 + i as u64, i as u128), body))
         .collect()
 }
 

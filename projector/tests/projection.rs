@@ -3,26 +3,20 @@
 
 use std::sync::Arc;
 
-use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
+use openfloor_domain::ids::{EventId, QuestionId, VoterId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody};
-use openfloor_domain::secret::HostSecret;
 use openfloor_projector::{project_records, Projector};
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::sqlite::SqliteStore;
 use openfloor_store::{EventMeta, Store};
+use openfloor_testing::fixtures;
 use ulid::Ulid;
 
 fn event() -> EventMeta {
-    EventMeta {
-        id: EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, 1)),
-        title: Title::parse("p").unwrap(),
-        region: "local".into(),
-        shards: 1,
-        secret_hash: HostSecret::generate().hash(),
-        created_at: 0,
-        expires_at: u64::MAX,
-    }
+    fixtures::event_meta(EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, 1)))
+        .title("p")
+        .build()
 }
 
 /// A deterministic pseudo-random history: asks, votes and toggles.
@@ -37,14 +31,13 @@ fn history(event: EventId, len: u64) -> Vec<Record> {
     let q =
         |i: u64| QuestionId::from_ulid(Ulid::from_parts(1_700_000_000_000, u128::from(i % 5) + 1));
     let mut toggles = std::collections::HashMap::new();
-    let mut out = vec![Record {
-        id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_000, 0)),
+    let mut out = vec![fixtures::record(
         event,
-        client: None,
-        body: RecordBody::EventCreated {
+        Ulid::from_parts(1_700_000_000_000, 0),
+        RecordBody::EventCreated {
             title: Title::parse("p").unwrap(),
         },
-    }];
+    )];
     for i in 0..len {
         let r = next();
         let body = match r % 4 {
@@ -55,7 +48,7 @@ fn history(event: EventId, len: u64) -> Vec<Record> {
                 author: None,
             },
             1 | 2 => {
-                let voter = VoterId::parse(&format!("{:020x}", (r >> 8) % 7)).unwrap();
+                let voter = fixtures::voter_id((r >> 8) % 7);
                 let question = q(r >> 16);
                 let n = toggles.entry((voter, question)).or_insert(0u32);
                 *n += 1;
@@ -78,12 +71,11 @@ fn history(event: EventId, len: u64) -> Vec<Record> {
                 }
             }
         };
-        out.push(Record {
-            id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_001 + i, u128::from(i))),
+        out.push(fixtures::record(
             event,
-            client: None,
+            Ulid::from_parts(1_700_000_000_001 + i, u128::from(i)),
             body,
-        });
+        ));
     }
     out
 }

@@ -7,10 +7,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use openfloor_api::{router, ApiConfig, AppState, SystemClock};
 use openfloor_domain::ids::EventId;
-use openfloor_domain::input::Title;
-use openfloor_domain::secret::HostSecret;
 use openfloor_store::memory::MemoryStore;
-use openfloor_store::{EventMeta, LocalTrigger, Store};
+use openfloor_store::{LocalTrigger, Store};
+use openfloor_testing::fixtures;
 use tower::ServiceExt;
 
 fn app(store: Store, region_urls: HashMap<String, String>) -> axum::Router {
@@ -27,23 +26,12 @@ fn app(store: Store, region_urls: HashMap<String, String>) -> axum::Router {
     ))
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 async fn event_in(store: &Store, region: &str) -> EventId {
-    let meta = EventMeta {
-        id: EventId::from_ulid(ulid::Ulid::new()),
-        title: Title::parse("elsewhere").unwrap(),
-        region: region.into(),
-        shards: 1,
-        secret_hash: HostSecret::generate().hash(),
-        created_at: now(),
-        expires_at: now() + 3_600_000,
-    };
+    let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
+        .title("elsewhere")
+        .region(region)
+        .live_for(std::time::Duration::from_secs(3_600))
+        .build();
     store.directory.create(&meta).await.unwrap();
     meta.id
 }
@@ -98,7 +86,7 @@ async fn a_brand_new_event_not_replicated_yet_is_retried_not_gone() {
     .await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()["retry-after"], "1");
-    let old = EventId::from_ulid(ulid::Ulid::from_parts(now() - 60_000, 1));
+    let old = EventId::from_ulid(ulid::Ulid::from_parts(fixtures::now_ms() - 60_000, 1));
     let r = get(
         app(store.clone(), urls),
         &format!("/api/events/{old}/questions"),

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use http_body_util::BodyExt;
 use openfloor_api::{ApiConfig, AppState, SystemClock};
-use openfloor_domain::ids::{EventId, RecordId};
-use openfloor_domain::input::Title;
-use openfloor_domain::record::{Record, RecordBody};
-use openfloor_domain::secret::HostSecret;
+use openfloor_domain::ids::EventId;
+use openfloor_domain::record::RecordBody;
 use openfloor_projector::service::ProjectorService;
 use openfloor_store::memory::MemoryStore;
-use openfloor_store::{EventMeta, LocalTrigger};
+use openfloor_store::LocalTrigger;
+use openfloor_testing::fixtures;
 use tower::ServiceExt;
 
 fn fixture(name: &str) -> String {
@@ -23,24 +22,19 @@ fn fixture(name: &str) -> String {
 async fn the_projector_handler_reports_only_the_poison_message() {
     let store = MemoryStore::store();
     let event: EventId = "01JD0000000000000000000001".parse().unwrap();
-    let meta = EventMeta {
-        id: event,
-        title: Title::parse("fixture").unwrap(),
-        region: "eu-west-1".into(),
-        shards: 4,
-        secret_hash: HostSecret::generate().hash(),
-        created_at: 0,
-        expires_at: u64::MAX,
-    };
+    let meta = fixtures::event_meta(event)
+        .title("fixture")
+        .region("eu-west-1")
+        .shards(4)
+        .build();
     store.directory.create(&meta).await.unwrap();
-    let created = Record {
-        id: RecordId::from_ulid(ulid::Ulid::from_parts(1, 1)),
+    let created = fixtures::record(
         event,
-        client: None,
-        body: RecordBody::EventCreated {
+        ulid::Ulid::from_parts(1, 1),
+        RecordBody::EventCreated {
             title: meta.title.clone(),
         },
-    };
+    );
     store.log.append(meta.log(), created).await.unwrap();
 
     let batch: SqsEvent = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();

@@ -7,29 +7,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openfloor_domain::ids::{EventId, VoterId, VoterToken};
-use serde_json::{json, Value};
+use openfloor_testing::api::ApiClient;
+use serde_json::Value;
 
 mod support;
 
-use support::{ask, create_event, start};
+use support::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_votes_survive_sigkill() {
     let data = tempfile::tempdir().unwrap();
     let mut server = start(data.path());
-    let client = reqwest::Client::new();
-    let (eid, secret, _) = create_event(&client, &server.base, "crash").await;
+    let api = ApiClient::new(&server.base);
+    let event = api.create_event("crash").await;
+    let eid = event.id.clone();
     let mut questions = Vec::new();
     for i in 0..4 {
         questions.push(
-            ask(
-                &client,
-                &server.base,
-                &eid,
-                "asker-0000000000000000",
-                &format!("question {i}"),
-            )
-            .await,
+            api.ask_as(&eid, "asker-0000000000000000", &format!("question {i}"))
+                .await,
         );
     }
 
@@ -37,21 +33,14 @@ async fn acknowledged_votes_survive_sigkill() {
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..16 {
-        let (client, base, eid, questions, acked) = (
-            client.clone(),
-            server.base.clone(),
-            eid.clone(),
-            questions.clone(),
-            acked.clone(),
-        );
+        let (api, eid, questions, acked) =
+            (api.clone(), eid.clone(), questions.clone(), acked.clone());
         workers.push(tokio::spawn(async move {
             for i in 0.. {
                 let token = format!("crash-voter-{w:04}-{i:08}");
                 let q = &questions[i % questions.len()];
-                let sent = client
-                    .put(format!("{base}/api/events/{eid}/questions/{q}/vote"))
-                    .header("x-voter", &token)
-                    .json(&json!({"up": true}))
+                let sent = api
+                    .vote_request(&eid, q, &token, true)
                     .timeout(Duration::from_secs(2))
                     .send()
                     .await;
@@ -79,18 +68,13 @@ async fn acknowledged_votes_survive_sigkill() {
     );
 
     let server = start(data.path());
+    let api = ApiClient::new(&server.base);
     let mut logged = HashSet::new();
     let mut after = String::new();
     loop {
-        let page = client
-            .get(format!(
-                "{}/api/events/{eid}/records?limit=10000{after}",
-                server.base
-            ))
-            .bearer_auth(&secret)
-            .send()
+        let page = api
+            .records(&eid, &event.secret, &format!("?limit=10000{after}"))
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -123,17 +107,8 @@ async fn acknowledged_votes_survive_sigkill() {
     }
 
     // The views count every logged vote (the restart catches the projector up).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let view: Value = client
-            .get(format!("{}/api/events/{eid}/questions", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let shown: BTreeMap<String, usize> = view["questions"]
+    let shown = |view: &Value| -> BTreeMap<String, usize> {
+        view["questions"]
             .as_array()
             .unwrap()
             .iter()
@@ -144,16 +119,12 @@ async fn acknowledged_votes_survive_sigkill() {
                 )
             })
             .filter(|(_, v)| *v > 0)
-            .collect();
-        if shown == expected_per_question {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "views {shown:?} != log {expected_per_question:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .collect()
+    };
+    api.wait_for_guest_within(&eid, Duration::from_secs(10), |view| {
+        shown(view) == expected_per_question
+    })
+    .await;
     eprintln!(
         "{} votes acknowledged before SIGKILL, {} in the log after restart",
         acked.len(),

@@ -5,8 +5,9 @@ mod support;
 
 use std::process::Output;
 
+use openfloor_testing::api::ApiClient;
 use serde_json::{json, Value};
-use support::{ask, create_event, openfloor, start};
+use support::{openfloor, start};
 
 fn text(o: &Output) -> String {
     assert!(
@@ -26,66 +27,36 @@ const TOKENS: [&str; 3] = [
 
 /// Hosts a small event through HTTP and stops the server; returns the
 /// event id, the host secret and the guest view as served.
-async fn host_an_event(data: &std::path::Path) -> (String, String, String) {
+async fn host_an_event(data: &std::path::Path) -> (String, String, Value) {
     let server = start(data);
-    let c = reqwest::Client::new();
-    let base = &server.base;
-    let (eid, secret, _) = create_event(&c, base, "Audit me").await;
-    let q1 = ask(&c, base, &eid, TOKENS[0], "teh typo").await;
-    let q2 = ask(&c, base, &eid, TOKENS[1], "second").await;
+    let api = ApiClient::new(&server.base);
+    let event = api.create_event("Audit me").await;
+    let eid = &event.id;
+    let q1 = api.ask_as(eid, TOKENS[0], "teh typo").await;
+    let q2 = api.ask_as(eid, TOKENS[1], "second").await;
     for token in TOKENS {
-        c.put(format!("{base}/api/events/{eid}/questions/{q1}/vote"))
-            .header("x-voter", token)
-            .json(&json!({"up": true}))
-            .send()
-            .await
-            .unwrap();
+        api.vote(eid, &q1, token, true).await;
     }
-    c.put(format!("{base}/api/events/{eid}/questions/{q1}/vote"))
-        .header("x-voter", TOKENS[2])
-        .json(&json!({"up": false}))
-        .send()
-        .await
-        .unwrap();
-    let host = |path: String, body: Value| {
-        c.put(format!("{base}/api/events/{eid}{path}"))
-            .bearer_auth(&secret)
-            .json(&body)
-            .send()
-    };
-    host(format!("/questions/{q1}/text"), json!({"text": "the typo"}))
-        .await
-        .unwrap();
-    host(format!("/questions/{q2}/hidden"), json!({"value": true}))
-        .await
-        .unwrap();
-    host(format!("/questions/{q2}/hidden"), json!({"value": false}))
-        .await
-        .unwrap();
-    host(format!("/questions/{q1}/answered"), json!({"value": true}))
-        .await
-        .unwrap();
+    api.vote(eid, &q1, TOKENS[2], false).await;
+    for (path, body) in [
+        (format!("/questions/{q1}/text"), json!({"text": "the typo"})),
+        (format!("/questions/{q2}/hidden"), json!({"value": true})),
+        (format!("/questions/{q2}/hidden"), json!({"value": false})),
+        (format!("/questions/{q1}/answered"), json!({"value": true})),
+    ] {
+        api.host_put(&event, &path, body).await;
+    }
     // Wait for the projector, then keep the guest view as served.
-    let mut guest = String::new();
-    for _ in 0..200 {
-        guest = c
-            .get(format!("{base}/api/events/{eid}/questions"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if guest.contains(r#""answered":[{"#)
-            && guest.contains("the typo")
-            && guest.contains(r#""votes":2"#)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let guest = api
+        .wait_for_guest(eid, |v| {
+            let served = v.to_string();
+            served.contains(r#""answered":[{"#)
+                && served.contains("the typo")
+                && served.contains(r#""votes":2"#)
+        })
+        .await;
     drop(server);
-    (eid, secret, guest)
+    (event.id, event.secret, guest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,11 +107,7 @@ async fn replay_verify_export_and_import_from_the_command_line() {
 
     let replayed: Value =
         serde_json::from_str(&text(&openfloor(data.path(), &["replay", &eid], None))).unwrap();
-    assert_eq!(
-        replayed["guest"],
-        serde_json::from_str::<Value>(&served).unwrap(),
-        "replay equals the live view"
-    );
+    assert_eq!(replayed["guest"], served, "replay equals the live view");
     let before: Value = serde_json::from_str(&text(&openfloor(
         data.path(),
         &["replay", &eid, "--at", "2020-01-01T00:00:00Z"],

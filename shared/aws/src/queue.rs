@@ -130,18 +130,6 @@ impl Queue {
         Ok(())
     }
 
-    /// Sends one raw body (tests use it for poison messages).
-    pub async fn send_raw(&self, body: &str) -> StoreResult<()> {
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| sdk_error("sending a raw message", e))?;
-        Ok(())
-    }
-
     /// Long-polls for up to 10 messages.
     pub async fn receive(&self, wait: Duration) -> StoreResult<Vec<Message>> {
         let out = self

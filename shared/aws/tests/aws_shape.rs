@@ -1,8 +1,6 @@
 //! openfloor's AWS shape against the stand-in: the HTTP API on DynamoDB,
 //! the projector fed by what SQS delivers, and the failure paths.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,14 +10,16 @@ use openfloor::poller::handle_received;
 use openfloor_api::{ApiConfig, AppState, SystemClock};
 use openfloor_aws::queue::{Command, Queue, SqsTrigger, MAX_RECEIVES};
 use openfloor_aws::{Aws, AwsSettings};
-use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
-use openfloor_domain::input::{QuestionText, Title};
+use openfloor_domain::ids::{EventId, QuestionId, VoterId};
+use openfloor_domain::input::QuestionText;
 use openfloor_domain::record::{Record, RecordBody};
-use openfloor_domain::secret::HostSecret;
 use openfloor_domain::view::RenderedView;
 use openfloor_projector::service::ProjectorService;
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::{EventMeta, Store, StoredView};
+use openfloor_testing::api::ApiClient;
+use openfloor_testing::aws as stand_in;
+use openfloor_testing::fixtures;
 use serde_json::{json, Value};
 use ulid::Ulid;
 
@@ -32,17 +32,22 @@ fn config(region: &str) -> ApiConfig {
 }
 
 /// The API on the AWS backend, on a real socket.
-async fn serve(aws: &Aws, queue: Queue) -> String {
-    let app = AppState::new(
+async fn serve(aws: &Aws, queue: Queue) -> ApiClient {
+    serve_app(AppState::new(
         aws.store(),
         Arc::new(SqsTrigger::new(queue)),
         config(&aws.settings.region),
         Arc::new(SystemClock),
-    );
+    ))
+    .await
+}
+
+/// `app` on a real socket, and a client of it.
+async fn serve_app(app: AppState) -> ApiClient {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(openfloor_api::serve(listener, app, std::future::pending()));
-    base
+    ApiClient::new(base)
 }
 
 /// Feeds the projector what the queue delivers until `done` holds.
@@ -59,81 +64,47 @@ async fn project_until(service: &ProjectorService, queue: &Queue, done: impl Asy
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_dynamodb_serves_views_the_queue_fed_projector_renders() {
-    let Some(aws) = support::fresh().await else {
+    let Some(aws) = stand_in::fresh().await else {
         return;
     };
     let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name)
         .await
         .unwrap();
-    let base = serve(&aws, queue.clone()).await;
+    let api = serve(&aws, queue.clone()).await;
     let service = ProjectorService::new(aws.store(), aws.settings.region.clone());
-    let http = reqwest::Client::new();
 
-    let created: Value = http
-        .post(format!("{base}/api/events"))
-        .json(&json!({"title": "On AWS"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(created["region"], "eu-west-1");
-    let eid = created["id"].as_str().unwrap().to_owned();
-    let secret = created["secret"].as_str().unwrap().to_owned();
+    let created = api.create_event("On AWS").await;
+    assert_eq!(created.body["region"], "eu-west-1");
+    let eid = created.id.as_str();
     let mut questions = Vec::new();
     for text in ["first", "second", "third"] {
-        let r: Value = http
-            .post(format!("{base}/api/events/{eid}/questions"))
-            .header("x-voter", "asker-token-000000000")
-            .json(&json!({"text": text}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        questions.push(r["id"].as_str().unwrap().to_owned());
+        questions.push(api.ask_as(eid, "asker-token-000000000", text).await);
     }
-    let vote = |q: String, voter: &'static str, up: bool| {
-        let http = http.clone();
-        let url = format!("{base}/api/events/{eid}/questions/{q}/vote");
-        async move {
-            let r = http
-                .put(url)
-                .header("x-voter", voter)
-                .json(&json!({"up": up}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 202);
-            r.json::<Value>().await.unwrap()["record"].clone()
-        }
+    let vote = async |q: &str, voter: &str, up: bool| {
+        let r = api.vote(eid, q, voter, up).await;
+        assert_eq!(r.status(), 202);
+        r.json::<Value>().await.unwrap()["record"].clone()
     };
     for voter in [
         "voter-aaaaaaaaaaaaaaaa",
         "voter-bbbbbbbbbbbbbbbb",
         "voter-cccccccccccccccc",
     ] {
-        vote(questions[1].clone(), voter, true).await;
+        vote(&questions[1], voter, true).await;
     }
     // A retry is success, not an error: the conditional write finds its key.
-    let first = vote(questions[2].clone(), "voter-aaaaaaaaaaaaaaaa", true).await;
-    let again = vote(questions[2].clone(), "voter-aaaaaaaaaaaaaaaa", true).await;
+    let first = vote(&questions[2], "voter-aaaaaaaaaaaaaaaa", true).await;
+    let again = vote(&questions[2], "voter-aaaaaaaaaaaaaaaa", true).await;
     assert_eq!(first, again);
-    let r = http
-        .put(format!(
-            "{base}/api/events/{eid}/questions/{}/answered",
-            questions[0]
-        ))
-        .bearer_auth(&secret)
-        .json(&json!({"value": true}))
-        .send()
-        .await
-        .unwrap();
+    let r = api
+        .host_put(
+            &created,
+            &format!("/questions/{}/answered", questions[0]),
+            json!({"value": true}),
+        )
+        .await;
     assert_eq!(r.status(), 202);
 
-    let guest_url = format!("{base}/api/events/{eid}/questions");
     let expected = |v: &Value| {
         v["questions"]
             .as_array()
@@ -141,15 +112,7 @@ async fn the_api_on_dynamodb_serves_views_the_queue_fed_projector_renders() {
             && v["answered"].as_array().is_some_and(|a| a.len() == 1)
     };
     project_until(&service, &queue, async || {
-        let v: Value = http
-            .get(&guest_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        expected(&v)
+        expected(&api.guest_view(eid).await)
     })
     .await;
 
@@ -180,7 +143,7 @@ async fn the_api_on_dynamodb_serves_views_the_queue_fed_projector_renders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds() {
-    let Some(aws) = support::fresh().await else {
+    let Some(aws) = stand_in::fresh().await else {
         return;
     };
     let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name)
@@ -193,7 +156,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
     let meta = event_with_records(&store, 3).await;
     let service = ProjectorService::new(store.clone(), "eu-west-1".into());
 
-    queue.send_raw("this is not a command").await.unwrap();
+    stand_in::send_raw(&queue, "this is not a command").await;
     queue
         .send(&[Command::Project { event: meta.id }])
         .await
@@ -243,7 +206,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_notification_is_repaired_by_the_sweep() {
-    let Some(aws) = support::fresh().await else {
+    let Some(aws) = stand_in::fresh().await else {
         return;
     };
     let store = aws.store();
@@ -275,33 +238,30 @@ async fn a_lost_notification_is_repaired_by_the_sweep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_dynamodb_answers_503_with_retry_after() {
-    if support::endpoint().is_none() {
+    if stand_in::endpoint().is_none() {
         return;
     }
     // Nothing listens on port 9 of loopback: every call fails, is retried
     // with backoff by the SDK, and then surfaces.
     let settings = AwsSettings {
         endpoint_url: Some("http://127.0.0.1:9".into()),
-        ..support::fresh_settings("http://127.0.0.1:9")
+        ..stand_in::fresh_settings("http://127.0.0.1:9")
     };
     let aws = Aws::connect(settings).await;
-    let app = AppState::new(
+    let api = serve_app(AppState::new(
         aws.store(),
         Arc::new(openfloor_store::LocalTrigger::new()),
         config("eu-west-1"),
         Arc::new(SystemClock),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(openfloor_api::serve(listener, app, std::future::pending()));
-    let http = reqwest::Client::new();
+    ))
+    .await;
     for r in [
-        http.post(format!("{base}/api/events"))
+        api.post("/api/events")
             .json(&json!({}))
             .send()
             .await
             .unwrap(),
-        http.get(format!("{base}/api/events/{}", Ulid::new()))
+        api.get(&format!("/api/events/{}", Ulid::new()))
             .send()
             .await
             .unwrap(),
@@ -319,7 +279,7 @@ async fn an_unreachable_dynamodb_answers_503_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_follow_every_page_of_a_large_partition() {
-    let Some(aws) = support::fresh().await else {
+    let Some(aws) = stand_in::fresh().await else {
         return;
     };
     let store = aws.store();
@@ -366,7 +326,7 @@ async fn reads_follow_every_page_of_a_large_partition() {
 /// CloudFormation template and with data already stored: pin them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_keep_their_attribute_names_and_types() {
-    let Some(aws) = support::fresh().await else {
+    let Some(aws) = stand_in::fresh().await else {
         return;
     };
     let store = aws.store();
@@ -476,26 +436,22 @@ async fn items_keep_their_attribute_names_and_types() {
     );
 }
 
+/// A live event of this region, with four shards.
 fn event_meta() -> EventMeta {
-    let now = openfloor_domain::clock::Clock::now_ms(&SystemClock);
-    EventMeta {
-        id: EventId::from_ulid(Ulid::new()),
-        title: Title::parse("t").unwrap(),
-        region: "eu-west-1".into(),
-        shards: 4,
-        secret_hash: HostSecret::generate().hash(),
-        created_at: now,
-        expires_at: now + 86_400_000,
-    }
+    fixtures::event_meta(EventId::from_ulid(Ulid::new()))
+        .region("eu-west-1")
+        .shards(4)
+        .live_for(Duration::from_secs(86_400))
+        .build()
 }
 
+/// The event's record `i`, `i` milliseconds after its creation.
 fn record(meta: &EventMeta, i: u64, body: RecordBody) -> Record {
-    Record {
-        id: RecordId::from_ulid(Ulid::from_parts(meta.created_at + i, u128::from(i))),
-        event: meta.id,
-        client: None,
+    fixtures::record(
+        meta.id,
+        Ulid::from_parts(meta.created_at + i, u128::from(i)),
         body,
-    }
+    )
 }
 
 /// A live event with its creation record and `votes` votes on one question.
@@ -516,7 +472,7 @@ async fn event_with_records(store: &Store, votes: u8) -> EventMeta {
             u64::from(v) + 1,
             RecordBody::Vote {
                 question: q,
-                voter: VoterId::parse(&format!("{v:020x}")).unwrap(),
+                voter: fixtures::voter_id(u64::from(v)),
                 n: 1,
             },
         ));

@@ -1,9 +1,7 @@
 //! The storage scenarios every backend passes, against DynamoDB (moto).
 
-mod support;
-
-openfloor_store::backend_scenarios!(dynamodb, {
-    let Some(aws) = crate::support::fresh().await else {
+openfloor_testing::backend_scenarios!(dynamodb, {
+    let Some(aws) = openfloor_testing::aws::fresh().await else {
         return;
     };
     (aws.store(), ())

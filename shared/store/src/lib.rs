@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 pub mod cause;
 pub mod memory;
-pub mod scenarios;
 pub mod sqlite;
 pub mod trigger;
 

@@ -1,12 +1,12 @@
-//! The storage scenarios (`openfloor_store::scenarios`) against the memory
-//! and SQLite backends, and SQLite's own promises.
+//! The storage scenarios (`openfloor_testing::scenarios`) against the
+//! memory and SQLite backends, and SQLite's own promises.
 
 use openfloor_store::memory::MemoryStore;
-use openfloor_store::scenarios::{event, meta, view, vote};
 use openfloor_store::sqlite::SqliteStore;
+use openfloor_testing::scenarios::{event, meta, view, vote};
 
-openfloor_store::backend_scenarios!(memory, (MemoryStore::store(), ()));
-openfloor_store::backend_scenarios!(sqlite, {
+openfloor_testing::backend_scenarios!(memory, (MemoryStore::store(), ()));
+openfloor_testing::backend_scenarios!(sqlite, {
     let dir = tempfile::tempdir().unwrap();
     (SqliteStore::open(dir.path()).unwrap().store(), dir)
 });

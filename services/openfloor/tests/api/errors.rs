@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, voter};
+use openfloor_testing::api::{assert_error, voter};
+
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn bodies_over_eight_kib_are_refused() {
@@ -18,8 +20,7 @@ async fn bodies_over_eight_kib_are_refused() {
         .await;
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     let r = app
-        .client
-        .post(app.url("/api/events"))
+        .post("/api/events")
         .body(vec![b' '; 64 * 1024])
         .send()
         .await
@@ -36,7 +37,7 @@ async fn malformed_ids_are_bad_requests_and_unknown_routes_are_not_found() {
         "/api/events/81ARZ3NDEKTSV4RRFFQ69G5FAV/questions",
         "/api/events/%00%ff/questions",
     ] {
-        let r = app.client.get(app.url(path)).send().await.unwrap();
+        let r = app.get(path).send().await.unwrap();
         assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
     }
     for path in [
@@ -47,15 +48,10 @@ async fn malformed_ids_are_bad_requests_and_unknown_routes_are_not_found() {
         "/event/not-an-id",
         "/assets/x/none.js",
     ] {
-        let r = app.client.get(app.url(path)).send().await.unwrap();
+        let r = app.get(path).send().await.unwrap();
         assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let r = app
-        .client
-        .delete(app.url("/api/events"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete("/api/events").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -94,8 +90,7 @@ async fn hostile_input_never_breaks_the_server() {
     for (method, path) in &paths {
         for body in bodies {
             let req = app
-                .client
-                .request(method.parse().unwrap(), app.url(path))
+                .request(method.parse().unwrap(), path)
                 .header("x-voter", voter("fuzz"))
                 .bearer_auth(&event.secret)
                 .body(body);
@@ -109,12 +104,7 @@ async fn hostile_input_never_breaks_the_server() {
     }
     // The server still works and the event is intact.
     assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get("/healthz").send().await.unwrap().status(),
         StatusCode::OK
     );
     let view = app

@@ -1,7 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app};
+use openfloor_testing::api::{assert_error, voter, votes_of};
+
+use crate::helpers::{spawn_app, spawn_app_in};
 
 #[tokio::test]
 async fn creating_an_event_returns_its_links_and_a_secret() {
@@ -19,8 +21,7 @@ async fn creating_an_event_returns_its_links_and_a_secret() {
     assert!(event.secret.len() >= 32);
 
     let r = app
-        .client
-        .get(app.url(&format!("/api/events/{}", event.id)))
+        .get(&format!("/api/events/{}", event.id))
         .send()
         .await
         .unwrap();
@@ -36,24 +37,21 @@ async fn creating_an_event_returns_its_links_and_a_secret() {
 async fn the_title_is_optional_and_bounded() {
     let app = spawn_app().await;
     let r = app
-        .client
-        .post(app.url("/api/events"))
+        .post("/api/events")
         .json(&json!({}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = app
-        .client
-        .post(app.url("/api/events"))
+        .post("/api/events")
         .json(&json!({"title": "t".repeat(201)}))
         .send()
         .await
         .unwrap();
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_input").await;
     let r = app
-        .client
-        .post(app.url("/api/events"))
+        .post("/api/events")
         .json(&json!({"title": 7}))
         .send()
         .await
@@ -76,8 +74,7 @@ async fn a_new_event_has_an_empty_view_with_its_title_at_once() {
 async fn unknown_and_expired_events_are_not_found() {
     let app = spawn_app().await;
     let r = app
-        .client
-        .get(app.url(&format!("/api/events/{}", ulid::Ulid::new())))
+        .get(&format!("/api/events/{}", ulid::Ulid::new()))
         .send()
         .await
         .unwrap();
@@ -88,8 +85,7 @@ async fn unknown_and_expired_events_are_not_found() {
         .advance(std::time::Duration::from_secs(31 * 24 * 3600));
     for path in ["", "/questions"] {
         let r = app
-            .client
-            .get(app.url(&format!("/api/events/{}{path}", event.id)))
+            .get(&format!("/api/events/{}{path}", event.id))
             .send()
             .await
             .unwrap();
@@ -103,23 +99,20 @@ async fn everything_survives_a_restart() {
     let event = app.create_event("Persistent").await;
     let qid = app.ask(&event.id, "Still there?").await;
     assert_eq!(
-        app.vote(&event.id, &qid, &crate::helpers::voter("a"), true)
-            .await
-            .status(),
+        app.vote(&event.id, &qid, &voter("a"), true).await.status(),
         StatusCode::ACCEPTED
     );
     let data = app.data.clone();
     app.stop().await;
 
-    let app = crate::helpers::spawn_app_in(data).await;
+    let app = spawn_app_in(data).await;
     let view = app
-        .wait_for_guest(&event.id, |v| crate::helpers::votes_of(v, &qid) == Some(1))
+        .wait_for_guest(&event.id, |v| votes_of(v, &qid) == Some(1))
         .await;
     assert_eq!(view["questions"][0]["text"], "Still there?");
     // The secret still works; the same voter still counts once.
     assert_eq!(app.host_view(&event).await["questions"][0]["votes"], 1);
-    app.vote(&event.id, &qid, &crate::helpers::voter("a"), true)
-        .await;
+    app.vote(&event.id, &qid, &voter("a"), true).await;
     let view = app.guest_view(&event.id).await;
-    assert_eq!(crate::helpers::votes_of(&view, &qid), Some(1));
+    assert_eq!(votes_of(&view, &qid), Some(1));
 }

@@ -1,7 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, ids, spawn_app, voter, votes_of};
+use openfloor_testing::api::{assert_error, ids, voter, votes_of};
+
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn host_routes_need_the_events_own_secret() {
@@ -10,9 +12,7 @@ async fn host_routes_need_the_events_own_secret() {
     let b = app.create_event("B").await;
     let qb = app.ask(&b.id, "B's question").await;
     let host_view = |eid: String, secret: Option<String>| {
-        let mut req = app
-            .client
-            .get(app.url(&format!("/api/events/{eid}/host/questions")));
+        let mut req = app.get(&format!("/api/events/{eid}/host/questions"));
         if let Some(s) = secret {
             req = req.bearer_auth(s);
         }
@@ -38,13 +38,7 @@ async fn host_routes_need_the_events_own_secret() {
         let r = app.host_put_with(&b.id, &a.secret, &path, body).await;
         assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
-    let r = app
-        .client
-        .get(app.url(&format!("/api/events/{}/records", b.id)))
-        .bearer_auth(&a.secret)
-        .send()
-        .await
-        .unwrap();
+    let r = app.records(&b.id, &a.secret, "").await;
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let view = app
         .wait_for_host(&b, |v| !ids(v, "questions").is_empty())
@@ -213,8 +207,7 @@ async fn a_closed_event_refuses_new_questions_until_reopened() {
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let info: Value = app
-        .client
-        .get(app.url(&format!("/api/events/{}", event.id)))
+        .get(&format!("/api/events/{}", event.id))
         .send()
         .await
         .unwrap()
@@ -239,13 +232,8 @@ async fn records_export_as_ndjson_in_record_id_order_with_paging() {
     for v in ["a", "b", "c"] {
         app.vote(&event.id, &q, &voter(v), true).await;
     }
-    let get = |query: String| {
-        app.client
-            .get(app.url(&format!("/api/events/{}/records{query}", event.id)))
-            .bearer_auth(&event.secret)
-            .send()
-    };
-    let r = get(String::new()).await.unwrap();
+    let get = async |query: &str| app.records(&event.id, &event.secret, query).await;
+    let r = get("").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");
     let text = r.text().await.unwrap();
@@ -261,9 +249,8 @@ async fn records_export_as_ndjson_in_record_id_order_with_paging() {
     assert_eq!(ids, sorted);
     assert!(!text.contains("voter-"), "tokens never appear in records");
 
-    let page: Vec<Value> = get(format!("?after={}&limit=2", ids[1]))
+    let page: Vec<Value> = get(&format!("?after={}&limit=2", ids[1]))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap()
@@ -277,11 +264,6 @@ async fn records_export_as_ndjson_in_record_id_order_with_paging() {
         ids[2..4]
     );
     for query in ["?limit=0", "?limit=x", "?limit=100000", "?after=bad"] {
-        assert_error(
-            get(query.to_owned()).await.unwrap(),
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        )
-        .await;
+        assert_error(get(query).await, StatusCode::BAD_REQUEST, "bad_request").await;
     }
 }

@@ -2,7 +2,9 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, ids, spawn_app, voter, votes_of};
+use openfloor_testing::api::{assert_error, ids, voter, votes_of};
+
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn a_question_appears_in_the_guest_view() {
@@ -119,12 +121,8 @@ async fn concurrent_identical_votes_count_once() {
     let results = join_all((0..40).map(|_| app.vote(&event.id, &qid, &racer, true))).await;
     assert!(results.iter().all(|r| r.status() == StatusCode::ACCEPTED));
     let records = app
-        .client
-        .get(app.url(&format!("/api/events/{}/records", event.id)))
-        .bearer_auth(&event.secret)
-        .send()
+        .records(&event.id, &event.secret, "")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -163,10 +161,9 @@ async fn the_cookie_identifies_a_browser_that_sends_no_voter_header() {
     let app = spawn_app().await;
     let event = app.create_event("Cookie").await;
     let qid = app.ask(&event.id, "cookie?").await;
-    let url = app.url(&format!("/api/events/{}/questions/{qid}/vote", event.id));
+    let path = format!("/api/events/{}/questions/{qid}/vote", event.id);
     let r = app
-        .client
-        .put(&url)
+        .put(&path)
         .json(&json!({"up": true}))
         .send()
         .await
@@ -182,8 +179,7 @@ async fn the_cookie_identifies_a_browser_that_sends_no_voter_header() {
     let pair = cookie.split(';').next().unwrap().to_owned();
     // The same cookie is the same voter: no second vote, no new cookie.
     let r = app
-        .client
-        .put(&url)
+        .put(&path)
         .header("cookie", &pair)
         .json(&json!({"up": true}))
         .send()
@@ -194,8 +190,7 @@ async fn the_cookie_identifies_a_browser_that_sends_no_voter_header() {
         .await;
     // Behind an HTTPS proxy the cookie is Secure.
     let r = app
-        .client
-        .put(&url)
+        .put(&path)
         .header("x-forwarded-proto", "https")
         .json(&json!({"up": true}))
         .send()
@@ -207,8 +202,7 @@ async fn the_cookie_identifies_a_browser_that_sends_no_voter_header() {
         .contains("; Secure"));
     // A shareable guest view never carries a cookie.
     let r = app
-        .client
-        .get(app.url(&format!("/api/events/{}/questions", event.id)))
+        .get(&format!("/api/events/{}/questions", event.id))
         .send()
         .await
         .unwrap();
@@ -219,8 +213,8 @@ async fn the_cookie_identifies_a_browser_that_sends_no_voter_header() {
 async fn the_guest_view_is_cacheable_and_revalidates_with_etags() {
     let app = spawn_app().await;
     let event = app.create_event("Etag").await;
-    let url = app.url(&format!("/api/events/{}/questions", event.id));
-    let r = app.client.get(&url).send().await.unwrap();
+    let path = format!("/api/events/{}/questions", event.id);
+    let r = app.get(&path).send().await.unwrap();
     assert_eq!(
         r.headers()["cache-control"],
         "public, max-age=1, s-maxage=1, stale-while-revalidate=5"
@@ -229,8 +223,7 @@ async fn the_guest_view_is_cacheable_and_revalidates_with_etags() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(etag, format!("\"{}\"", body["version"].as_str().unwrap()));
     let r = app
-        .client
-        .get(&url)
+        .get(&path)
         .header("if-none-match", &etag)
         .send()
         .await
@@ -241,8 +234,7 @@ async fn the_guest_view_is_cacheable_and_revalidates_with_etags() {
     app.wait_for_guest(&event.id, |v| v["version"] != body["version"])
         .await;
     let r = app
-        .client
-        .get(&url)
+        .get(&path)
         .header("if-none-match", &etag)
         .send()
         .await
@@ -261,11 +253,10 @@ async fn votes_on_unknown_or_malformed_questions_are_refused() {
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
     let r = app.vote(&event.id, "nope", &voter("a"), true).await;
     assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
-    let url = app.url(&format!("/api/events/{}/questions/{qid}/vote", event.id));
+    let path = format!("/api/events/{}/questions/{qid}/vote", event.id);
     for body in [r#"{"up":"yes"}"#, r#"{}"#, "not json", r#"{"up":true"#] {
         let r = app
-            .client
-            .put(&url)
+            .put(&path)
             .header("x-voter", voter("a"))
             .body(body)
             .send()
@@ -274,8 +265,7 @@ async fn votes_on_unknown_or_malformed_questions_are_refused() {
         assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
     }
     let r = app
-        .client
-        .put(&url)
+        .put(&path)
         .header("x-voter", "short")
         .json(&json!({"up": true}))
         .send()
@@ -341,7 +331,7 @@ async fn a_malformed_voter_cookie_gets_a_fresh_identity_not_an_error() {
     let app = spawn_app().await;
     let event = app.create_event("Cookies").await;
     let qid = app.ask(&event.id, "cookie jar").await;
-    let url = app.url(&format!("/api/events/{}/questions/{qid}/vote", event.id));
+    let path = format!("/api/events/{}/questions/{qid}/vote", event.id);
     for cookie in [
         "openfloor_voter=short",
         "openfloor_voter=has spaces and more",
@@ -350,8 +340,7 @@ async fn a_malformed_voter_cookie_gets_a_fresh_identity_not_an_error() {
         "openfloor_voter=é-not-ascii-at-all-really",
     ] {
         let r = app
-            .client
-            .put(&url)
+            .put(&path)
             .header("cookie", cookie)
             .json(&json!({"up": true}))
             .send()

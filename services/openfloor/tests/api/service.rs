@@ -1,12 +1,14 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use openfloor_testing::api::assert_error;
+
 use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn health_and_the_web_client_are_served() {
     let app = spawn_app().await;
-    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let r = app.get("/healthz").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
 
@@ -16,7 +18,7 @@ async fn health_and_the_web_client_are_served() {
         format!("/event/{}", event.id),
         format!("/event/{}/host", event.id),
     ] {
-        let r = app.client.get(app.url(&path)).send().await.unwrap();
+        let r = app.get(&path).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let h = r.headers();
         assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
@@ -36,8 +38,7 @@ async fn health_and_the_web_client_are_served() {
         let (build, rest) = asset.split_once('/').unwrap();
         let name = rest.split('"').next().unwrap();
         let r = app
-            .client
-            .get(app.url(&format!("/assets/{build}/{name}")))
+            .get(&format!("/assets/{build}/{name}"))
             .send()
             .await
             .unwrap();
@@ -50,8 +51,7 @@ async fn health_and_the_web_client_are_served() {
         let etag = r.headers()["etag"].to_str().unwrap().to_owned();
         for tag in [etag.clone(), format!("\"other\", W/{etag}")] {
             let r = app
-                .client
-                .get(app.url(&format!("/assets/{build}/{name}")))
+                .get(&format!("/assets/{build}/{name}"))
                 .header("if-none-match", tag)
                 .send()
                 .await
@@ -64,24 +64,16 @@ async fn health_and_the_web_client_are_served() {
 #[tokio::test]
 async fn qr_codes_are_made_here_and_bounded() {
     let app = spawn_app().await;
-    let r =
-        app.client
-            .get(app.url(
-                "/api/qr?text=http%3A%2F%2F127.0.0.1%3A3000%2Fevent%2F01ARZ3NDEKTSV4RRFFQ69G5FAV",
-            ))
-            .send()
-            .await
-            .unwrap();
+    let r = app
+        .get("/api/qr?text=http%3A%2F%2F127.0.0.1%3A3000%2Fevent%2F01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/svg+xml");
     assert!(r.text().await.unwrap().starts_with("<?xml"));
     for query in ["", "?text=", &format!("?text={}", "x".repeat(600))] {
-        let r = app
-            .client
-            .get(app.url(&format!("/api/qr{query}")))
-            .send()
-            .await
-            .unwrap();
-        crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
+        let r = app.get(&format!("/api/qr{query}")).send().await.unwrap();
+        assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
     }
 }

@@ -253,11 +253,15 @@ fn apply_and_commit(
 mod tests {
     use std::error::Error as _;
 
+    use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
+    use openfloor_domain::record::{Record, RecordBody};
+    use ulid::Ulid;
+
     use super::*;
-    use crate::scenarios;
     use crate::sqlite::writes::AppendRecord;
     use crate::sqlite::{reads, schema};
     use crate::Appended;
+    use crate::EventLog;
 
     /// A write that always fails, as a full disk would.
     struct Fails;
@@ -275,6 +279,20 @@ mod tests {
         }
     }
 
+    /// A vote of one voter on one question, `ms` after the event began.
+    fn vote(event: EventId, ms: u64) -> Record {
+        Record {
+            id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_000 + ms, 1)),
+            event,
+            client: None,
+            body: RecordBody::Vote {
+                question: QuestionId::from_ulid(Ulid::from_parts(1_700_000_000_000, 2)),
+                voter: VoterId::parse("0123456789abcdef0123").unwrap(),
+                n: 1,
+            },
+        }
+    }
+
     fn queued<W: Write>(
         write: W,
     ) -> (Box<dyn Pending>, oneshot::Receiver<StoreResult<W::Outcome>>) {
@@ -287,10 +305,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sqlite3");
         let mut conn = schema::open_writer(&path).unwrap();
-        let log = scenarios::event(1);
+        let log = EventLog {
+            event: EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, 1)),
+            shards: 4,
+            expires_at: u64::MAX,
+        };
         let append = |ms| AppendRecord {
             event: log.event,
-            record: scenarios::vote(log, ms, 1, 1, 1),
+            record: vote(log.event, ms),
         };
         let (first, mut first_answer) = queued(append(1));
         let (failing, mut failing_answer) = queued(Fails);

@@ -3,8 +3,11 @@
 //! tests say so and pass, unless `OPENFLOOR_REQUIRE_AWS_TESTS` is set (as
 //! `scripts/test` and CI do), where a missing stand-in fails them.
 
+use openfloor_aws::queue::Queue;
 use openfloor_aws::{Aws, AwsSettings};
 
+/// The stand-in's endpoint, or `None` when the AWS tests are to be skipped
+/// (a test returns early on `None`). Panics when they are required.
 pub fn endpoint() -> Option<String> {
     match std::env::var("OPENFLOOR_TEST_AWS_ENDPOINT") {
         Ok(e) if !e.is_empty() => Some(e),
@@ -34,7 +37,8 @@ pub fn fresh_settings(endpoint: &str) -> AwsSettings {
     }
 }
 
-/// Connected, with its tables and queues created.
+/// Connected to the stand-in under fresh names, with the tables and queues
+/// created; `None` as for [`endpoint`].
 pub async fn fresh() -> Option<Aws> {
     let endpoint = endpoint()?;
     let aws = Aws::connect(fresh_settings(&endpoint)).await;
@@ -42,4 +46,17 @@ pub async fn fresh() -> Option<Aws> {
         .await
         .expect("creating tables and queues on the stand-in");
     Some(aws)
+}
+
+/// Sends `body` as it is, bypassing [`Queue::send`]'s commands: how a test
+/// puts a poison message on the queue.
+pub async fn send_raw(queue: &Queue, body: &str) {
+    queue
+        .client
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(body)
+        .send()
+        .await
+        .expect("sending a raw message to the stand-in");
 }

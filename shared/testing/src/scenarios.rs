@@ -1,19 +1,19 @@
 //! Storage scenarios, written once and run against every backend (memory
-//! and SQLite here; DynamoDB in `openfloor-aws`). Each takes a fresh
-//! [`Store`] and panics on a broken promise of the storage traits.
-//! [`backend_scenarios!`](crate::backend_scenarios) makes one test per
-//! scenario for a backend.
+//! and SQLite in `openfloor-store`'s tests; DynamoDB in `openfloor-aws`'s).
+//! Each takes a fresh [`Store`] and panics on a broken promise of the
+//! storage traits. [`backend_scenarios!`](crate::backend_scenarios) makes
+//! one test per scenario for a backend.
 
 use std::sync::Arc;
 
 use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody, Sequence};
-use openfloor_domain::secret::HostSecret;
 use openfloor_domain::view::RenderedView;
+use openfloor_store::{Appended, EventLog, EventMeta, LogCursor, Store, StoreError, StoredView};
 use ulid::Ulid;
 
-use crate::{Appended, EventLog, EventMeta, LogCursor, Store, StoreError, StoredView};
+use crate::fixtures;
 
 pub fn event(n: u128) -> EventLog {
     EventLog {
@@ -24,7 +24,7 @@ pub fn event(n: u128) -> EventLog {
 }
 
 pub fn voter(n: u8) -> VoterId {
-    VoterId::parse(&format!("{n:020x}")).unwrap()
+    fixtures::voter_id(u64::from(n))
 }
 
 pub fn question(n: u128) -> QuestionId {
@@ -32,12 +32,11 @@ pub fn question(n: u128) -> QuestionId {
 }
 
 pub fn record(log: EventLog, ms: u64, body: RecordBody) -> Record {
-    Record {
-        id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_000 + ms, u128::from(ms) + 1)),
-        event: log.event,
-        client: None,
+    fixtures::record(
+        log.event,
+        Ulid::from_parts(1_700_000_000_000 + ms, u128::from(ms) + 1),
         body,
-    }
+    )
 }
 
 pub fn vote(log: EventLog, ms: u64, q: u128, v: u8, n: u32) -> Record {
@@ -53,15 +52,11 @@ pub fn vote(log: EventLog, ms: u64, q: u128, v: u8, n: u32) -> Record {
 }
 
 pub fn meta(log: EventLog) -> EventMeta {
-    EventMeta {
-        id: log.event,
-        title: Title::parse("t").unwrap(),
-        region: "local".into(),
-        shards: log.shards,
-        secret_hash: HostSecret::generate().hash(),
-        created_at: 1,
-        expires_at: 2,
-    }
+    fixtures::event_meta(log.event)
+        .shards(log.shards)
+        .created_at(1)
+        .expires_at(2)
+        .build()
 }
 
 pub fn view(records: u64) -> Arc<StoredView> {
