@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds release binaries, starts a fresh server on a temporary data
 # directory (loopback), runs the load benchmark against it, stops it.
-# Usage: ops/bench.sh [openfloor-bench flags, e.g. --seconds 10 --connections 64]
+# Usage: ops/bench/run.sh [openfloor-bench flags, e.g. --seconds 10 --connections 64]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --locked -p openfloor -p openfloor-ops
+cd "$(dirname "$0")/../.."
+cargo build --release --locked -p openfloor -p openfloor-bench
 data=$(mktemp -d)
 port=${OPENFLOOR_BENCH_PORT:-3917}
 OPENFLOOR_LOG=warn ./target/release/openfloor --data "$data" --listen "127.0.0.1:$port" > "$data/server.out" &

@@ -9,7 +9,7 @@
 //!   shows it (p50/p99), measured while background votes load the server.
 //!
 //! Usage: `openfloor-bench --target http://127.0.0.1:3000 [--seconds 10] [--connections 64]`
-//! (`ops/bench.sh` builds, starts a fresh server, runs this and stops it).
+//! (`ops/bench/run.sh` builds, starts a fresh server, runs this and stops it).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
