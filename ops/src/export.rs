@@ -3,8 +3,8 @@
 //! Format (version 1), one JSON object per line:
 //!
 //! ```text
-//! {"type":"header","format":"openfloor-export","version":1,"event":{…directory entry…},"prev":"…"}
-//! {"type":"record","record":{…record…},"prev":"…"}        (one per record, in record-id order)
+//! {"type":"header","format":"openfloor-export","version":1,"event":{…entry…},"prev":"…"}
+//! {"type":"record","record":{…record…},"prev":"…"}   (one per record, in record-id order)
 //! {"type":"end","records":N,"prev":"…"}
 //! ```
 //!
@@ -138,7 +138,11 @@ pub fn read_export(input: impl BufRead) -> Result<Export, ExportError> {
             return Err(err(if n == 1 {
                 "the header's hash is wrong: the header was changed".into()
             } else {
-                format!("the hash chain breaks here: line {} was changed, or a line before this one was removed or reordered", n - 1)
+                format!(
+                    "the hash chain breaks here: line {} was changed, \
+                     or a line before this one was removed or reordered",
+                    n - 1
+                )
             }));
         }
         match line {
@@ -152,7 +156,10 @@ pub fn read_export(input: impl BufRead) -> Result<Export, ExportError> {
                     return Err(err("a header may only be the first line".into()));
                 }
                 if format != FORMAT || version != VERSION {
-                    return Err(err(format!("unsupported export {format:?} version {version} (this reads {FORMAT} version {VERSION})")));
+                    return Err(err(format!(
+                        "unsupported export {format:?} version {version} \
+                         (this reads {FORMAT} version {VERSION})"
+                    )));
                 }
                 event = Some(e);
             }

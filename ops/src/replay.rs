@@ -46,7 +46,10 @@ pub fn parse_time(s: &str) -> anyhow::Result<Millis> {
         return Ok(ms);
     }
     let t = humantime::parse_rfc3339_weak(s).with_context(|| {
-        format!("{s:?} is neither milliseconds since the epoch nor an RFC 3339 time like 2026-11-22T14:03:00Z")
+        format!(
+            "{s:?} is neither milliseconds since the epoch \
+             nor an RFC 3339 time like 2026-11-22T14:03:00Z"
+        )
     })?;
     let ms = t
         .duration_since(std::time::UNIX_EPOCH)

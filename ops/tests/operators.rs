@@ -157,7 +157,11 @@ async fn verify_detects_a_corrupted_view_and_a_missing_record_and_repairs() {
     drop(store);
     let conn = rusqlite::Connection::open(dir.path().join("openfloor.sqlite3")).unwrap();
     let deleted = conn
-        .execute("DELETE FROM records WHERE seq = (SELECT MAX(seq) FROM records WHERE body LIKE '%\"kind\":\"vote\"%')", [])
+        .execute(
+            "DELETE FROM records WHERE seq = \
+             (SELECT MAX(seq) FROM records WHERE body LIKE '%\"kind\":\"vote\"%')",
+            [],
+        )
         .unwrap();
     assert_eq!(deleted, 1);
     drop(conn);

@@ -143,7 +143,10 @@ impl Projector {
             return Ok(None);
         };
         if self.home.as_ref().is_some_and(|home| *home != meta.region) {
-            tracing::warn!(region = %meta.region, "event homed in another region; not projected here");
+            tracing::warn!(
+                region = %meta.region,
+                "event homed in another region; not projected here"
+            );
             return Ok(None);
         }
         let log = meta.log();
@@ -236,7 +239,11 @@ impl Projector {
                 Ok(false) => {}
                 Err(error) => {
                     report.failed += 1;
-                    tracing::warn!(%event, error = %cause_chain(&error), "sweep: projecting this event failed; going on");
+                    tracing::warn!(
+                        %event,
+                        error = %cause_chain(&error),
+                        "sweep: projecting this event failed; going on"
+                    );
                 }
             }
         }

@@ -1,5 +1,6 @@
-//! The projector as a service of commands ([`ProjectorCommand`]: project,
-//! verify, sweep), however they arrive: the projector Lambda's SQS batches
+//! The projector as a service of commands
+//! ([`ProjectorCommand`](openfloor_store::ProjectorCommand): project, verify,
+//! sweep), however they arrive: the projector Lambda's SQS batches
 //! and the in-process poller of `--backend aws` on one machine both call
 //! [`ProjectorService::handle`], so they cannot drift.
 
@@ -61,7 +62,11 @@ impl ProjectorService {
         }
         for (event, ids) in projects {
             if let Err(error) = self.projector.project(event).await {
-                tracing::warn!(%event, error = %cause_chain(&error), "projection failed; the message will be retried");
+                tracing::warn!(
+                    %event,
+                    error = %cause_chain(&error),
+                    "projection failed; the message will be retried"
+                );
                 failed.extend(ids.into_iter().map(str::to_owned));
             }
         }
@@ -72,7 +77,11 @@ impl ProjectorService {
                 Command::Project { .. } => unreachable!("gathered above"),
             };
             if let Err(error) = outcome {
-                tracing::warn!(message = %id, error = %cause_chain(&error), "command failed; it will be retried");
+                tracing::warn!(
+                    message = %id,
+                    error = %cause_chain(&error),
+                    "command failed; it will be retried"
+                );
                 failed.push(id.to_owned());
             }
         }

@@ -42,7 +42,8 @@ pub async fn verify_event(
         Some(stored) => {
             if stored.records > recomputed.records {
                 problems.push(format!(
-                    "the stored view folds {} records but the log holds only {}: records are missing from the log",
+                    "the stored view folds {} records but the log holds only {}: \
+                     records are missing from the log",
                     stored.records, recomputed.records
                 ));
             } else if stored.records < recomputed.records {
@@ -113,7 +114,8 @@ fn describe_differences(view: &str, stored: &[u8], recomputed: &[u8]) -> Vec<Str
             Some((slist, spos, sq)) => {
                 if slist != list || spos != pos {
                     out.push(format!(
-                        "{view} view: question {id} is {slist}[{spos}] in the view, {list}[{pos}] from the log"
+                        "{view} view: question {id} is {slist}[{spos}] in the view, \
+                         {list}[{pos}] from the log"
                     ));
                 }
                 for field in [

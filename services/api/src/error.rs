@@ -103,13 +103,24 @@ impl IntoResponse for ApiError {
         // The one place a 5xx is logged, with everything that led to it.
         match &self {
             ApiError::HomedElsewhere { region } => {
-                tracing::warn!(%region, "answered 503: event homed in a region with no configured URL");
+                tracing::warn!(
+                    %region,
+                    "answered 503: event homed in a region with no configured URL"
+                );
             }
             ApiError::Unavailable(cause) => {
-                tracing::warn!(status = status.as_u16(), error = %cause_chain(cause.as_ref()), "answered 503");
+                tracing::warn!(
+                    status = status.as_u16(),
+                    error = %cause_chain(cause.as_ref()),
+                    "answered 503"
+                );
             }
             ApiError::Internal(cause) => {
-                tracing::error!(status = status.as_u16(), error = %cause_chain(cause.as_ref()), "answered 500");
+                tracing::error!(
+                    status = status.as_u16(),
+                    error = %cause_chain(cause.as_ref()),
+                    "answered 500"
+                );
             }
             _ => {}
         }

@@ -31,7 +31,13 @@ impl LambdaSettings {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Storage: `embedded` (SQLite in --data) or `aws` (DynamoDB and SQS).
-    #[arg(long, env = "OPENFLOOR_BACKEND", value_enum, default_value_t = Backend::Embedded, global = true)]
+    #[arg(
+        long,
+        env = "OPENFLOOR_BACKEND",
+        value_enum,
+        default_value_t = Backend::Embedded,
+        global = true
+    )]
     pub backend: Backend,
 
     /// Directory of the embedded store (created if missing).
@@ -133,7 +139,12 @@ pub struct ServeArgs {
 
     /// Partitions a new event's records are spread over (AWS backend; one
     /// DynamoDB partition takes about 1,000 writes/s).
-    #[arg(long, env = "OPENFLOOR_SHARDS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(
+        long,
+        env = "OPENFLOOR_SHARDS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
     pub shards: u16,
 
     /// Salt for the client-address hashes in records (AWS backend; give
@@ -145,11 +156,21 @@ pub struct ServeArgs {
     /// Another region's API, as NAME=URL (repeatable; the variable takes a
     /// comma-separated list). Requests for events homed there get a 307 to
     /// it.
-    #[arg(long = "region-url", env = "OPENFLOOR_REGION_URLS", value_delimiter = ',', value_parser = parse_region_url)]
+    #[arg(
+        long = "region-url",
+        env = "OPENFLOOR_REGION_URLS",
+        value_delimiter = ',',
+        value_parser = parse_region_url
+    )]
     pub region_urls: Vec<(String, String)>,
 
     /// How many days an event and its records are kept.
-    #[arg(long, env = "OPENFLOOR_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    #[arg(
+        long,
+        env = "OPENFLOOR_RETENTION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=3650)
+    )]
     pub retention_days: u32,
 
     /// Take client addresses (hashed for abuse audits) from X-Forwarded-For;
@@ -171,7 +192,8 @@ impl ServeArgs {
             (_, Some(salt)) => salt.to_vec(),
             _ => {
                 tracing::warn!(
-                    "no --client-salt (OPENFLOOR_CLIENT_SALT): address hashes will not match across instances"
+                    "no --client-salt (OPENFLOOR_CLIENT_SALT): \
+                     address hashes will not match across instances"
                 );
                 // 160 random bits, as for a host secret.
                 HostSecret::generate().expose().as_bytes().to_vec()

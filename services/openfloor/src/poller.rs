@@ -37,7 +37,10 @@ pub async fn run_poller(
         match queue.receive(RECEIVE_WAIT).await {
             Ok(messages) => handle_received(&service, &queue, &messages).await,
             Err(error) => {
-                tracing::warn!(error = %cause_chain(&error), "receiving from the projector queue failed; retrying");
+                tracing::warn!(
+                    error = %cause_chain(&error),
+                    "receiving from the projector queue failed; retrying"
+                );
                 tokio::select! {
                     () = tokio::time::sleep(RECEIVE_WAIT) => {}
                     () = stop.cancelled() => {}
@@ -67,7 +70,10 @@ pub async fn handle_received(service: &ProjectorService, queue: &Queue, messages
         .filter(|m| !failed.contains(&m.id))
         .collect();
     if let Err(error) = queue.delete(&done).await {
-        tracing::warn!(%error, "deleting handled messages failed; they will be handled again (harmless)");
+        tracing::warn!(
+            %error,
+            "deleting handled messages failed; they will be handled again (harmless)"
+        );
     }
     for m in messages.iter().filter(|m| failed.contains(&m.id)) {
         let _ = queue.retry_later(m, Duration::from_secs(1)).await;

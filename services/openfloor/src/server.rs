@@ -77,7 +77,12 @@ pub async fn serve_with_clock(
         clock,
     );
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend = ?store_args.backend, region = %backing.region, "openfloor listening");
+    tracing::info!(
+        %addr,
+        backend = ?store_args.backend,
+        region = %backing.region,
+        "openfloor listening"
+    );
     println!("openfloor listening on http://{addr}");
     openfloor_api::serve(listener, app, shutdown).await?;
     backing.stop.cancel();

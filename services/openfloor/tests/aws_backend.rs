@@ -3,15 +3,16 @@
 //! one machine, with the projector fed from SQS; and the operator commands
 //! on the same backend.
 
-mod support;
-
 use std::time::Duration;
 
 use openfloor_aws::AwsSettings;
 use openfloor_testing::api::ApiClient;
 use openfloor_testing::aws as stand_in;
+use openfloor_testing::process::{self, Server};
 use serde_json::Value;
-use support::{openfloor, start_with};
+
+/// The binary under test.
+const OPENFLOOR: &str = env!("CARGO_BIN_EXE_openfloor");
 
 /// The command-line flags that put `openfloor` on the AWS backend `settings`.
 fn aws_flags(settings: &AwsSettings) -> Vec<String> {
@@ -40,7 +41,8 @@ async fn the_service_runs_on_dynamodb_and_sqs_and_the_ops_commands_work_there() 
     });
     let mut args: Vec<&str> = names.iter().map(String::as_str).collect();
     let data = tempfile::tempdir().unwrap();
-    let server = start_with(
+    let server = Server::start(
+        OPENFLOOR,
         data.path(),
         &[args.as_slice(), &["--create-resources"]].concat(),
     );
@@ -66,7 +68,7 @@ async fn the_service_runs_on_dynamodb_and_sqs_and_the_ops_commands_work_there() 
 
     // Operator commands on the same backend.
     args.extend(["verify", eid]);
-    let out = openfloor(data.path(), &args, None);
+    let out = process::run(OPENFLOOR, data.path(), &args, None);
     assert!(
         out.status.success(),
         "{}",
@@ -78,7 +80,7 @@ async fn the_service_runs_on_dynamodb_and_sqs_and_the_ops_commands_work_there() 
         .map(String::as_str)
         .chain(["replay", eid])
         .collect();
-    let out = openfloor(data.path(), &replay_args, None);
+    let out = process::run(OPENFLOOR, data.path(), &replay_args, None);
     let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(replayed["guest"], view);
 }

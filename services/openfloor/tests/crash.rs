@@ -10,14 +10,15 @@ use openfloor_domain::ids::{EventId, VoterId, VoterToken};
 use openfloor_testing::api::ApiClient;
 use serde_json::Value;
 
-mod support;
+use openfloor_testing::process::Server;
 
-use support::start;
+/// The binary under test.
+const OPENFLOOR: &str = env!("CARGO_BIN_EXE_openfloor");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_votes_survive_sigkill() {
     let data = tempfile::tempdir().unwrap();
-    let mut server = start(data.path());
+    let mut server = Server::start(OPENFLOOR, data.path(), &[]);
     let api = ApiClient::new(&server.base);
     let event = api.create_event("crash").await;
     let eid = event.id.clone();
@@ -67,7 +68,7 @@ async fn acknowledged_votes_survive_sigkill() {
         acked.len()
     );
 
-    let server = start(data.path());
+    let server = Server::start(OPENFLOOR, data.path(), &[]);
     let api = ApiClient::new(&server.base);
     let mut logged = HashSet::new();
     let mut after = String::new();

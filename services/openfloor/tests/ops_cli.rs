@@ -1,13 +1,14 @@
 //! The operator commands, run as a person would: on the data directory of
 //! a real server that hosted an event.
 
-mod support;
-
 use std::process::Output;
 
 use openfloor_testing::api::ApiClient;
+use openfloor_testing::process::{self, Server};
 use serde_json::{json, Value};
-use support::{openfloor, start};
+
+/// The binary under test.
+const OPENFLOOR: &str = env!("CARGO_BIN_EXE_openfloor");
 
 fn text(o: &Output) -> String {
     assert!(
@@ -28,7 +29,7 @@ const TOKENS: [&str; 3] = [
 /// Hosts a small event through HTTP and stops the server; returns the
 /// event id, the host secret and the guest view as served.
 async fn host_an_event(data: &std::path::Path) -> (String, String, Value) {
-    let server = start(data);
+    let server = Server::start(OPENFLOOR, data, &[]);
     let api = ApiClient::new(&server.base);
     let event = api.create_event("Audit me").await;
     let eid = &event.id;
@@ -63,7 +64,12 @@ async fn host_an_event(data: &std::path::Path) -> (String, String, Value) {
 async fn audit_shows_from_and_to_and_never_a_token_secret_or_address() {
     let data = tempfile::tempdir().unwrap();
     let (eid, secret, _) = host_an_event(data.path()).await;
-    let out = text(&openfloor(data.path(), &["audit", &eid], None));
+    let out = text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["audit", &eid],
+        None,
+    ));
     assert!(
         out.contains(r#"text_corrected"#) && out.contains(r#""teh typo" -> "the typo""#),
         "{out}"
@@ -77,7 +83,12 @@ async fn audit_shows_from_and_to_and_never_a_token_secret_or_address() {
         out.contains(": 2 now"),
         "vote timeline ends at two votes: {out}"
     );
-    let json = text(&openfloor(data.path(), &["audit", &eid, "--json"], None));
+    let json = text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["audit", &eid, "--json"],
+        None,
+    ));
     let lines: Vec<Value> = json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -105,10 +116,16 @@ async fn replay_verify_export_and_import_from_the_command_line() {
     let data = tempfile::tempdir().unwrap();
     let (eid, _, served) = host_an_event(data.path()).await;
 
-    let replayed: Value =
-        serde_json::from_str(&text(&openfloor(data.path(), &["replay", &eid], None))).unwrap();
+    let replayed: Value = serde_json::from_str(&text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["replay", &eid],
+        None,
+    )))
+    .unwrap();
     assert_eq!(replayed["guest"], served, "replay equals the live view");
-    let before: Value = serde_json::from_str(&text(&openfloor(
+    let before: Value = serde_json::from_str(&text(&process::run(
+        OPENFLOOR,
         data.path(),
         &["replay", &eid, "--at", "2020-01-01T00:00:00Z"],
         None,
@@ -116,31 +133,64 @@ async fn replay_verify_export_and_import_from_the_command_line() {
     .unwrap();
     assert_eq!(before["guest"]["questions"], json!([]));
 
-    let verified = text(&openfloor(data.path(), &["verify", "--all"], None));
+    let verified = text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["verify", "--all"],
+        None,
+    ));
     assert!(verified.contains(&format!("{eid}: ok")), "{verified}");
 
-    let export = openfloor(data.path(), &["export", &eid], None).stdout;
-    assert!(text(&openfloor(
+    let export = process::run(OPENFLOOR, data.path(), &["export", &eid], None).stdout;
+    assert!(text(&process::run(
+        OPENFLOOR,
         data.path(),
         &["check-export", "-"],
         Some(&export)
     ))
     .contains("hash chain intact"));
     let elsewhere = tempfile::tempdir().unwrap();
-    let imported = text(&openfloor(elsewhere.path(), &["import"], Some(&export)));
+    let imported = text(&process::run(
+        OPENFLOOR,
+        elsewhere.path(),
+        &["import"],
+        Some(&export),
+    ));
     assert!(imported.contains("event created"), "{imported}");
-    let again = text(&openfloor(elsewhere.path(), &["import"], Some(&export)));
+    let again = text(&process::run(
+        OPENFLOOR,
+        elsewhere.path(),
+        &["import"],
+        Some(&export),
+    ));
     assert!(again.contains("(0 new)"), "{again}");
     assert_eq!(
-        text(&openfloor(elsewhere.path(), &["replay", &eid], None)),
-        text(&openfloor(data.path(), &["replay", &eid], None))
+        text(&process::run(
+            OPENFLOOR,
+            elsewhere.path(),
+            &["replay", &eid],
+            None
+        )),
+        text(&process::run(
+            OPENFLOOR,
+            data.path(),
+            &["replay", &eid],
+            None
+        ))
     );
-    assert!(text(&openfloor(elsewhere.path(), &["verify", &eid], None)).contains("ok"));
+    assert!(text(&process::run(
+        OPENFLOOR,
+        elsewhere.path(),
+        &["verify", &eid],
+        None
+    ))
+    .contains("ok"));
 
     let mut damaged = export.clone();
     let at = damaged.windows(8).position(|w| w == b"the typo").unwrap();
     damaged[at] = b'T';
-    let refused = openfloor(
+    let refused = process::run(
+        OPENFLOOR,
         tempfile::tempdir().unwrap().path(),
         &["import"],
         Some(&damaged),
@@ -152,7 +202,8 @@ async fn replay_verify_export_and_import_from_the_command_line() {
         "{message}"
     );
 
-    let unknown = openfloor(
+    let unknown = process::run(
+        OPENFLOOR,
         data.path(),
         &["replay", &ulid::Ulid::new().to_string()],
         None,

@@ -1,7 +1,7 @@
 //! The directory, log and views roles on DynamoDB.
 //!
-//! Each table's items are a struct here ([`EventItem`], [`RecordItem`],
-//! [`ViewItem`]) that `serde_dynamo` turns into attribute maps and back, so
+//! Each table's items are a struct here (`EventItem`, `RecordItem`,
+//! `ViewItem`) that `serde_dynamo` turns into attribute maps and back, so
 //! an item's attribute names and types are written down once. They are the
 //! tables' contract with `ops/aws/template.yaml` and with stored data:
 //! renaming a field or changing its type is a migration.

@@ -192,7 +192,7 @@ impl Queue {
 }
 
 /// The API's trigger on AWS: a `project` command per changed event,
-/// gathered over [`NOTIFY_COALESCE`] so a burst of votes sends one message.
+/// gathered over `NOTIFY_COALESCE` so a burst of votes sends one message.
 /// A write's notification either starts a gathering or joins one that has
 /// not been sent yet, so the message always leaves after the write.
 pub struct SqsTrigger {

@@ -1,8 +1,12 @@
 //! The storage scenarios every backend passes, against DynamoDB (moto).
 
-openfloor_testing::backend_scenarios!(dynamodb, {
-    let Some(aws) = openfloor_testing::aws::fresh().await else {
-        return;
-    };
-    (aws.store(), ())
-});
+use openfloor_aws::Aws;
+use openfloor_store::Store;
+use openfloor_testing::aws;
+
+openfloor_testing::backend_scenarios!(dynamodb, fresh_dynamodb);
+
+async fn fresh_dynamodb() -> Option<(Store, Aws)> {
+    let aws = aws::fresh().await?;
+    Some((aws.store(), aws))
+}

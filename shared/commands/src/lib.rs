@@ -207,7 +207,11 @@ impl Executor {
                 Appended::Exists(_) => tracing::debug!("key taken; deciding again"),
             }
         }
-        tracing::warn!(event = %meta.id, command = command.name(), "gave up after repeated races on one sequence");
+        tracing::warn!(
+            event = %meta.id,
+            command = command.name(),
+            "gave up after repeated races on one sequence"
+        );
         Err(ExecuteError::Contended {
             attempts: MAX_ATTEMPTS,
         })

@@ -28,7 +28,7 @@ pub const fn is_vote(n: u32) -> bool {
 /// One immutable entry of an event's log.
 ///
 /// Written flat: `{"id", "event", "client"?, "kind", …fields of the kind}`.
-/// Read through [`WireRecord`], which parses the same JSON without serde's
+/// Read through `WireRecord`, which parses the same JSON without serde's
 /// buffering of flattened enums (replaying a million records is dominated
 /// by this decode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -113,16 +113,22 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn any_permutation_with_duplicates_renders_identical_bytes((records, mixed) in permuted_with_duplicates()) {
+    fn any_permutation_with_duplicates_renders_identical_bytes(
+        (records, mixed) in permuted_with_duplicates()
+    ) {
         let a = render(&EventState::fold(event(), &records));
         let b = render(&EventState::fold(event(), &mixed));
-        prop_assert_eq!(String::from_utf8(a.guest.json).unwrap(), String::from_utf8(b.guest.json).unwrap());
-        prop_assert_eq!(String::from_utf8(a.host.json).unwrap(), String::from_utf8(b.host.json).unwrap());
+        let text = |json: Vec<u8>| String::from_utf8(json).unwrap();
+        prop_assert_eq!(text(a.guest.json), text(b.guest.json));
+        prop_assert_eq!(text(a.host.json), text(b.host.json));
         prop_assert_eq!(a.guest.version, b.guest.version);
     }
 
     #[test]
-    fn folding_in_chunks_equals_folding_at_once((records, mixed) in permuted_with_duplicates(), cut in 0usize..200) {
+    fn folding_in_chunks_equals_folding_at_once(
+        (records, mixed) in permuted_with_duplicates(),
+        cut in 0usize..200,
+    ) {
         let whole = render(&EventState::fold(event(), &records));
         let cut = cut.min(mixed.len());
         let mut state = EventState::fold(event(), &mixed[..cut]);
@@ -142,7 +148,10 @@ proptest! {
         }
         let state = EventState::fold(event(), &records);
         for (qid, q) in &state.questions {
-            let expected = latest.iter().filter(|((q2, _), n)| q2 == qid && *n % 2 == 1).count() as u64;
+            let expected = latest
+                .iter()
+                .filter(|((q2, _), n)| q2 == qid && *n % 2 == 1)
+                .count() as u64;
             prop_assert_eq!(q.votes(), expected);
         }
     }

@@ -3,13 +3,20 @@
 
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::sqlite::SqliteStore;
+use openfloor_store::Store;
 use openfloor_testing::scenarios::{event, meta, view, vote};
 
-openfloor_testing::backend_scenarios!(memory, (MemoryStore::store(), ()));
-openfloor_testing::backend_scenarios!(sqlite, {
+openfloor_testing::backend_scenarios!(memory, fresh_memory);
+openfloor_testing::backend_scenarios!(sqlite, fresh_sqlite);
+
+async fn fresh_memory() -> Option<(Store, ())> {
+    Some((MemoryStore::store(), ()))
+}
+
+async fn fresh_sqlite() -> Option<(Store, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    (SqliteStore::open(dir.path()).unwrap().store(), dir)
-});
+    Some((SqliteStore::open(dir.path()).unwrap().store(), dir))
+}
 
 #[tokio::test]
 async fn sqlite_keeps_records_and_views_across_reopen() {

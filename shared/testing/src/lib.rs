@@ -6,7 +6,8 @@
 //! - [`fixtures`]: directory entries, ids and records to build test data;
 //! - [`api`]: a typed HTTP client for the API of a running server;
 //! - [`aws`]: the connection to the AWS stand-in (moto's server) and fresh
-//!   resource names per test.
+//!   resource names per test;
+//! - [`process`]: a real `openfloor` process, as a server or a command.
 //!
 //! Only test suites (dev-dependencies) use this crate. It depends on the
 //! shared libraries alone, never on a service, so every suite can use it.
@@ -14,4 +15,5 @@
 pub mod api;
 pub mod aws;
 pub mod fixtures;
+pub mod process;
 pub mod scenarios;

@@ -303,17 +303,17 @@ pub async fn large_events_are_read_whole(store: Store) {
     assert_eq!(store.log.read_event(log).await.unwrap().len(), 3000);
 }
 
-/// Makes a test module `$backend` with one `#[tokio::test]` per scenario;
-/// `$make` (evaluated inside each async test) gives `(Store, guard)`, the
-/// guard living as long as the test (a temporary directory, say).
+/// Makes a test module `$backend` with one `#[tokio::test]` per scenario.
+/// `$fresh` names an async function of the calling module that gives
+/// `Some((Store, guard))`, the guard living as long as the test (a temporary
+/// directory, say), or `None` when the backend is not reachable here (the
+/// test then passes without running; the AWS stand-in's support decides
+/// whether that is allowed).
 #[macro_export]
 macro_rules! backend_scenarios {
-    ($backend:ident, $make:expr) => {
+    ($backend:ident, $fresh:ident) => {
         mod $backend {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $crate::backend_scenarios!(@each $make;
+            $crate::backend_scenarios!(@each $fresh;
                 append_is_idempotent_and_returns_the_stored_record,
                 latest_finds_the_highest_n_of_exactly_one_sequence,
                 events_are_isolated,
@@ -326,11 +326,13 @@ macro_rules! backend_scenarios {
             );
         }
     };
-    (@each $make:expr; $($name:ident),*) => {
+    (@each $fresh:ident; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let (store, _guard) = $make;
+                let Some((store, _guard)) = super::$fresh().await else {
+                    return;
+                };
                 $crate::scenarios::$name(store).await;
             }
         )*

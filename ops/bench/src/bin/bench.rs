@@ -361,7 +361,8 @@ async fn vote_to_view(
     }
     delays.sort_unstable();
     println!(
-        "{:<34} p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>6.2} ms   ({} samples; background {:.0} votes/s)",
+        "{:<34} p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>6.2} ms   \
+         ({} samples; background {:.0} votes/s)",
         "vote ack -> visible in guest view",
         percentile(&delays, 0.50) as f64 / 1000.0,
         percentile(&delays, 0.99) as f64 / 1000.0,

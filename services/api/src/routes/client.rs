@@ -43,7 +43,11 @@ const EVENT_HTML: &str = include_str!("../../../../client/event.html");
 
 /// The Content-Security-Policy of every page: scripts, styles and
 /// connections only from this origin, no inline script, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = concat!(
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; ",
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; ",
+    "frame-ancestors 'none'",
+);
 
 struct Build {
     id: String,

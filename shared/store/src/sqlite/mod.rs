@@ -1,14 +1,14 @@
 //! The embedded backend: one SQLite database (WAL) in the data directory.
 //!
-//! - [`schema`]: the tables, and how connections are set up;
-//! - [`writer`]: the one writer thread, which commits queued writes in
+//! - `schema`: the tables, and how connections are set up;
+//! - `writer`: the one writer thread, which commits queued writes in
 //!   groups and acknowledges each only once it is durable, giving the log a
 //!   commit order;
-//! - [`writes`]: what each write does;
-//! - [`reads`]: a small pool of read-only connections, which WAL lets run
+//! - `writes`: what each write does;
+//! - `reads`: a small pool of read-only connections, which WAL lets run
 //!   beside the writer, and the read queries;
-//! - [`views`]: the in-memory copy of the views;
-//! - [`retention`]: purging expired events.
+//! - `views`: the in-memory copy of the views;
+//! - `retention`: purging expired events.
 //!
 //! Point reads (a key, the latest of a sequence) take microseconds and never
 //! wait for the writer, so they run on the calling thread, saving the thread
