@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use openfloor_domain::clock::{Clock, SystemClock};
 use openfloor_domain::ids::EventId;
-use openfloor_store::{cause_chain, ProjectorCommand as Command, Store, StoreResult};
+use openfloor_store::{cause_chain, ProjectorCommand as Command, Store, StoreResult, Touched};
 
 use crate::{Projector, SweepReport};
 
@@ -83,6 +83,31 @@ impl ProjectorService {
                     "command failed; it will be retried"
                 );
                 failed.push(id.to_owned());
+            }
+        }
+        failed
+    }
+
+    /// Handles a batch of stream changes: each touched event is projected
+    /// once, however many of its records the batch holds. Returns the
+    /// changes whose event failed: the Lambda reports their positions in
+    /// its partial batch response (the stream redelivers from the lowest),
+    /// the in-process reader tries their events again. One event's failure
+    /// never holds back the others in the batch.
+    pub async fn handle_touched(&self, changes: &[Touched]) -> Vec<Touched> {
+        let mut by_event: BTreeMap<EventId, Vec<&Touched>> = BTreeMap::new();
+        for change in changes {
+            by_event.entry(change.event).or_default().push(change);
+        }
+        let mut failed = Vec::new();
+        for (event, changes) in by_event {
+            if let Err(error) = self.projector.project(event).await {
+                tracing::warn!(
+                    %event,
+                    error = %cause_chain(&error),
+                    "projection failed; the stream will redeliver"
+                );
+                failed.extend(changes.into_iter().cloned());
             }
         }
         failed

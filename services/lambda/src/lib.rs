@@ -5,12 +5,16 @@
 
 use std::sync::Arc;
 
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use openfloor_api::{AppState, SystemClock};
-use openfloor_aws::queue::{Queue, SqsTrigger};
+use openfloor_aws::stream::{event_of_partition, RecordsStreamTrigger};
 use openfloor_aws::Aws;
 pub use openfloor_config::LambdaSettings;
 use openfloor_projector::service::{Incoming, ProjectorService};
+use openfloor_store::Touched;
+use serde_json::Value;
 
 /// JSON logs on standard output, as CloudWatch reads them (it stamps the
 /// time itself).
@@ -27,10 +31,16 @@ pub fn config_from_env() -> anyhow::Result<LambdaSettings> {
     Ok(LambdaSettings::from_env()?)
 }
 
-/// The API's state on AWS: DynamoDB store, SQS trigger.
+/// The API's state on AWS: the DynamoDB store. Its records table's stream
+/// tells the projector, so the API sends nothing after it answers (and
+/// needs no access to the queue).
 pub async fn api_state(cli: &LambdaSettings) -> anyhow::Result<AppState> {
     let aws = Aws::connect(cli.store.aws.settings()).await;
-    let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name).await?;
+    Ok(api_state_on(&aws, cli))
+}
+
+/// [`api_state`] on an existing connection.
+pub fn api_state_on(aws: &Aws, cli: &LambdaSettings) -> AppState {
     let salt = cli.serve.client_salt(None);
     let mut config = cli
         .serve
@@ -38,12 +48,12 @@ pub async fn api_state(cli: &LambdaSettings) -> anyhow::Result<AppState> {
     // Behind API Gateway or CloudFront, the client is the first
     // X-Forwarded-For address.
     config.trust_forwarded_for = true;
-    Ok(AppState::new(
+    AppState::new(
         aws.store(),
-        Arc::new(SqsTrigger::new(queue)),
+        Arc::new(RecordsStreamTrigger),
         config,
         Arc::new(SystemClock),
-    ))
+    )
 }
 
 /// The projector on AWS.
@@ -71,6 +81,70 @@ pub async fn handle_sqs_event(service: &ProjectorService, event: SqsEvent) -> Sq
         .map(|id| {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
+/// Handles whatever the projector function is invoked with: a batch of the
+/// records table's stream (its event source mapping), or a batch of the
+/// command queue (SQS, which also carries the scheduled sweep). Both answer
+/// with the failed items only, so that only those are retried.
+pub async fn handle_projector_event(
+    service: &ProjectorService,
+    payload: Value,
+) -> Result<Value, serde_json::Error> {
+    let source = payload
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str);
+    if source == Some("aws:dynamodb") {
+        let event: StreamEvent = serde_json::from_value(payload)?;
+        serde_json::to_value(handle_stream_event(service, event).await)
+    } else {
+        let event: SqsEvent = serde_json::from_value(payload)?;
+        serde_json::to_value(handle_sqs_event(service, event).await)
+    }
+}
+
+/// Handles one batch of the records stream: each event with new records is
+/// projected once. The changes of a failed event are reported by their
+/// sequence numbers; the stream redelivers from the lowest of them (and,
+/// with bisect-on-error, splits a batch that keeps failing), and after the
+/// mapping's retries the batch's description goes to its failure
+/// destination.
+pub async fn handle_stream_event(
+    service: &ProjectorService,
+    event: StreamEvent,
+) -> DynamoDbEventResponse {
+    let changes: Vec<Touched> = event
+        .records
+        .into_iter()
+        .filter(|r| r.event_name == "INSERT")
+        .filter_map(|r| {
+            let position = r.change.sequence_number?;
+            let pk = match r.change.keys.get("pk") {
+                Some(serde_dynamo::AttributeValue::S(pk)) => pk.clone(),
+                _ => {
+                    tracing::warn!(%position, "stream change without a records key; skipped");
+                    return None;
+                }
+            };
+            let Some(event) = event_of_partition(&pk) else {
+                tracing::warn!(%position, %pk, "stream change of no event; skipped");
+                return None;
+            };
+            Some(Touched { event, position })
+        })
+        .collect();
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = service
+        .handle_touched(&changes)
+        .await
+        .into_iter()
+        .map(|change| {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(change.position);
             failure
         })
         .collect();

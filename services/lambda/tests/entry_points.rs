@@ -10,7 +10,7 @@ use openfloor_domain::ids::EventId;
 use openfloor_domain::record::RecordBody;
 use openfloor_projector::service::ProjectorService;
 use openfloor_store::memory::MemoryStore;
-use openfloor_store::LocalTrigger;
+use openfloor_store::{Directory, EventMeta, LocalTrigger, StoreError, StoreResult};
 use openfloor_testing::fixtures;
 use tower::ServiceExt;
 
@@ -102,4 +102,86 @@ fn lambda_configuration_comes_from_the_services_own_variables() {
         std::env::var("OPENFLOOR_QUEUE").unwrap_or_else(|_| "openfloor-projector".into())
     );
     assert!(cli.serve.shards >= 1);
+}
+
+/// A directory that cannot be read for one event, as when DynamoDB keeps
+/// throttling it: the projection of that event fails, and only that one.
+struct UnreadableFor {
+    inner: Arc<dyn Directory>,
+    event: EventId,
+}
+
+#[async_trait::async_trait]
+impl Directory for UnreadableFor {
+    async fn create(&self, meta: &EventMeta) -> StoreResult<()> {
+        self.inner.create(meta).await
+    }
+
+    async fn get(&self, id: EventId) -> StoreResult<Option<EventMeta>> {
+        if id == self.event {
+            return Err(StoreError::unavailable_msg("throttled"));
+        }
+        self.inner.get(id).await
+    }
+
+    async fn list(&self) -> StoreResult<Vec<EventMeta>> {
+        self.inner.list().await
+    }
+}
+
+#[tokio::test]
+async fn the_projector_handler_projects_streamed_events_and_reports_only_the_failed_changes() {
+    let mut store = MemoryStore::store();
+    let (good, failing): (EventId, EventId) = (
+        "01JD0000000000000000000001".parse().unwrap(),
+        "01JD0000000000000000000002".parse().unwrap(),
+    );
+    for event in [good, failing] {
+        let meta = fixtures::event_meta(event).region("eu-west-1").build();
+        store.directory.create(&meta).await.unwrap();
+        let created = fixtures::record(
+            event,
+            ulid::Ulid::from_parts(1, 1),
+            RecordBody::EventCreated {
+                title: meta.title.clone(),
+            },
+        );
+        store.log.append(meta.log(), created).await.unwrap();
+    }
+    store.directory = Arc::new(UnreadableFor {
+        inner: store.directory.clone(),
+        event: failing,
+    });
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+
+    let payload: serde_json::Value =
+        serde_json::from_str(&fixture("dynamodb-stream-batch.json")).unwrap();
+    let response = openfloor_lambda::handle_projector_event(&service, payload)
+        .await
+        .unwrap();
+
+    // The failing event's change is reported by its sequence number, in the
+    // shape Lambda reads for ReportBatchItemFailures; the others are done.
+    assert_eq!(
+        response,
+        serde_json::json!({
+            "batchItemFailures": [{"itemIdentifier": "4421584500000000017450439092"}]
+        })
+    );
+    assert_eq!(store.views.get(good).await.unwrap().unwrap().records, 1);
+    assert!(store.views.get(failing).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_projector_handler_still_takes_queue_batches() {
+    let store = MemoryStore::store();
+    let service = ProjectorService::new(store, "eu-west-1".into());
+    let payload: serde_json::Value = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
+    let response = openfloor_lambda::handle_projector_event(&service, payload)
+        .await
+        .unwrap();
+    assert_eq!(
+        response["batchItemFailures"][0]["itemIdentifier"],
+        "22222222-2222-4222-8222-222222222222"
+    );
 }

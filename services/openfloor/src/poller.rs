@@ -1,16 +1,56 @@
-//! The projector of `--backend aws` on one machine: polls the SQS queue
-//! as the projector Lambda would be fed, and sweeps on a timer as the
-//! Lambda's schedule would. Both paths call the projector's one
+//! The projector of `--backend aws` on one machine, fed as the projector
+//! Lambda is: it reads the records table's stream (the Lambda's event
+//! source mapping), polls the SQS command queue, and sweeps on a timer (the
+//! Lambda's schedule). All paths call the projector's one
 //! [`ProjectorService`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use openfloor_aws::queue::{Message, Queue};
+use openfloor_aws::stream::StreamReader;
+use openfloor_domain::ids::EventId;
 use openfloor_projector::service::{Incoming, ProjectorService};
-use openfloor_store::cause_chain;
+use openfloor_store::{cause_chain, Touched};
 use tokio_util::sync::CancellationToken;
+
+/// How long the stream reader rests when the stream had nothing new. Lambda
+/// polls a stream shard four times a second; so does this.
+const STREAM_REST: Duration = Duration::from_millis(250);
+
+/// Reads the records stream until `stop` and projects each event with new
+/// records. An event whose projection failed is tried again on the next
+/// round (the stream has moved on; the Lambda would be redelivered the
+/// same changes instead). A read in flight is never abandoned: the stop is
+/// seen between reads.
+pub async fn run_stream_reader(
+    service: Arc<ProjectorService>,
+    mut reader: StreamReader,
+    stop: CancellationToken,
+) {
+    let mut retry: BTreeMap<EventId, Touched> = BTreeMap::new();
+    while !stop.is_cancelled() {
+        let mut changes: Vec<Touched> = std::mem::take(&mut retry).into_values().collect();
+        match reader.poll().await {
+            Ok(read) => changes.extend(read),
+            Err(error) => tracing::warn!(
+                error = %cause_chain(&error),
+                "reading the records stream failed; retrying"
+            ),
+        }
+        let quiet = changes.is_empty();
+        for failed in service.handle_touched(&changes).await {
+            retry.insert(failed.event, failed);
+        }
+        if quiet || !retry.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep(STREAM_REST) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    }
+}
 
 /// How long one receive waits for messages (an SQS long poll). Also the
 /// longest a stop or a due sweep waits for the poll in flight.

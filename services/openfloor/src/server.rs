@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openfloor_api::AppState;
-use openfloor_aws::queue::{Queue, SqsTrigger};
+use openfloor_aws::queue::Queue;
+use openfloor_aws::stream::{RecordsStreamTrigger, StreamReader};
 use openfloor_aws::Aws;
 use openfloor_domain::clock::{Clock, SystemClock};
 use openfloor_projector::service::ProjectorService;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{Backend, ServeArgs, StoreArgs};
-use crate::poller::run_poller;
+use crate::poller::{run_poller, run_stream_reader};
 
 /// How often expired events are purged. Expired events already answer 404;
 /// the purge only frees space, so an hour's delay costs nothing.
@@ -161,15 +162,14 @@ async fn aws(
         region.clone(),
         clock,
     ));
-    tasks.spawn(run_poller(
-        service,
-        queue.clone(),
-        SWEEP_INTERVAL,
-        stop.clone(),
-    ));
+    // Opened before the server answers anything, so that no record written
+    // through it is missed; what came before is the first sweep's.
+    let stream = StreamReader::open(&aws).await?;
+    tasks.spawn(run_stream_reader(service.clone(), stream, stop.clone()));
+    tasks.spawn(run_poller(service, queue, SWEEP_INTERVAL, stop.clone()));
     Ok(Backing {
         store,
-        trigger: Arc::new(SqsTrigger::new(queue)),
+        trigger: Arc::new(RecordsStreamTrigger),
         region,
         shards: args.shards,
         client_salt: args.client_salt(None),

@@ -1,5 +1,6 @@
 //! openfloor's AWS shape against the stand-in: the HTTP API on DynamoDB,
-//! the projector fed by what SQS delivers, and the failure paths.
+//! the projector fed by the records stream and by the command queue, and
+//! the failure paths.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use openfloor::poller::handle_received;
 use openfloor_api::{ApiConfig, AppState, SystemClock};
-use openfloor_aws::queue::{Command, Queue, SqsTrigger, MAX_RECEIVES};
+use openfloor_aws::queue::{Command, Queue, MAX_RECEIVES};
+use openfloor_aws::stream::{RecordsStreamTrigger, StreamReader};
 use openfloor_aws::{Aws, AwsSettings};
 use openfloor_domain::ids::{EventId, QuestionId, VoterId};
 use openfloor_domain::input::QuestionText;
@@ -32,10 +34,10 @@ fn config(region: &str) -> ApiConfig {
 }
 
 /// The API on the AWS backend, on a real socket.
-async fn serve(aws: &Aws, queue: Queue) -> ApiClient {
+async fn serve(aws: &Aws) -> ApiClient {
     serve_app(AppState::new(
         aws.store(),
-        Arc::new(SqsTrigger::new(queue)),
+        Arc::new(RecordsStreamTrigger),
         config(&aws.settings.region),
         Arc::new(SystemClock),
     ))
@@ -50,27 +52,33 @@ async fn serve_app(app: AppState) -> ApiClient {
     ApiClient::new(base)
 }
 
-/// Feeds the projector what the queue delivers until `done` holds.
-async fn project_until(service: &ProjectorService, queue: &Queue, done: impl AsyncFn() -> bool) {
+/// Feeds the projector what the records stream delivers until `done` holds.
+async fn project_until(
+    service: &ProjectorService,
+    stream: &mut StreamReader,
+    done: impl AsyncFn() -> bool,
+) {
     for _ in 0..40 {
-        let messages = queue.receive(Duration::from_secs(1)).await.unwrap();
-        handle_received(service, queue, &messages).await;
+        let changes = stream.poll().await.unwrap();
+        assert!(service.handle_touched(&changes).await.is_empty());
         if done().await {
             return;
         }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("the projector never caught up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_on_dynamodb_serves_views_the_queue_fed_projector_renders() {
+async fn the_api_on_dynamodb_serves_views_the_stream_fed_projector_renders() {
     let Some(aws) = stand_in::fresh().await else {
         return;
     };
     let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name)
         .await
         .unwrap();
-    let api = serve(&aws, queue.clone()).await;
+    let mut stream = StreamReader::open(&aws).await.unwrap();
+    let api = serve(&aws).await;
     let service = ProjectorService::new(aws.store(), aws.settings.region.clone());
 
     let created = api.create_event("On AWS").await;
@@ -111,10 +119,16 @@ async fn the_api_on_dynamodb_serves_views_the_queue_fed_projector_renders() {
             .is_some_and(|q| q.len() == 2 && q[0]["votes"] == 3 && q[1]["votes"] == 1)
             && v["answered"].as_array().is_some_and(|a| a.len() == 1)
     };
-    project_until(&service, &queue, async || {
+    project_until(&service, &mut stream, async || {
         expected(&api.guest_view(eid).await)
     })
     .await;
+    // The stream carried the news: the API sent no message.
+    assert!(queue
+        .receive(Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_empty());
 
     // The same records on the embedded backend render byte-identical views.
     let event: EventId = eid.parse().unwrap();

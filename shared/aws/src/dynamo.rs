@@ -536,10 +536,11 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
                 .key_schema(key(attribute, kind)?);
         }
         if stream {
+            // The projector needs only which event has news: the key.
             create = create.stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewImage)
+                    .stream_view_type(StreamViewType::KeysOnly)
                     .build()
                     .map_err(|e| build_error("a stream specification", e))?,
             );

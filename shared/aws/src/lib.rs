@@ -17,6 +17,7 @@
 
 pub mod dynamo;
 pub mod queue;
+pub mod stream;
 
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ impl AwsSettings {
 pub struct Aws {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The records table's stream (the projector's trigger).
+    pub streams: aws_sdk_dynamodbstreams::Client,
     pub settings: AwsSettings,
 }
 
@@ -87,6 +90,7 @@ impl Aws {
         Self {
             dynamo: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            streams: aws_sdk_dynamodbstreams::Client::new(&config),
             settings,
         }
     }

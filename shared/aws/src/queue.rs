@@ -1,22 +1,20 @@
-//! The SQS projector queue: commands for the projector, the trigger that
-//! sends them, and a poller for running the projector in-process.
+//! The SQS projector queue: commands for the projector that are not news
+//! of a record (a verify, a sweep on the schedule, a re-projection an
+//! operator asks for). News of records travels on the records table's
+//! stream ([`crate::stream`]), which nothing can forget to send.
 //!
-//! A message only says "event X has news" (or asks for a verify or a
-//! sweep); the records are the truth. A lost, duplicated or reordered
-//! message delays a view, never corrupts it, and the periodic sweep repairs
-//! a lost one. Poison messages go to the dead-letter queue after
-//! [`MAX_RECEIVES`] receives.
+//! A message asks for work on records that are already the truth: a lost,
+//! duplicated or reordered message delays that work, never corrupts a view.
+//! Poison messages go to the dead-letter queue after [`MAX_RECEIVES`]
+//! receives.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use openfloor_domain::ids::EventId;
-use openfloor_store::{StoreError, StoreResult, Trigger};
+use openfloor_store::{StoreError, StoreResult};
 
 use crate::{build_error, sdk_error, AwsSettings};
 
@@ -25,8 +23,6 @@ use crate::{build_error, sdk_error, AwsSettings};
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// Receives before a message goes to the dead-letter queue.
 pub const MAX_RECEIVES: u32 = 3;
-/// How long notifications for one event are gathered into one message.
-const NOTIFY_COALESCE: Duration = Duration::from_millis(50);
 
 /// The commands the queue carries (defined with the projector's trigger
 /// role, so the projector need not know about SQS).
@@ -188,52 +184,5 @@ impl Queue {
             .await
             .map_err(|e| sdk_error(format!("delaying the retry of message {}", message.id), e))?;
         Ok(())
-    }
-}
-
-/// The API's trigger on AWS: a `project` command per changed event,
-/// gathered over `NOTIFY_COALESCE` so a burst of votes sends one message.
-/// A write's notification either starts a gathering or joins one that has
-/// not been sent yet, so the message always leaves after the write.
-pub struct SqsTrigger {
-    queue: Queue,
-    gathering: Arc<Mutex<HashSet<EventId>>>,
-}
-
-impl SqsTrigger {
-    pub fn new(queue: Queue) -> Self {
-        Self {
-            queue,
-            gathering: Arc::default(),
-        }
-    }
-}
-
-impl Trigger for SqsTrigger {
-    fn notify(&self, event: EventId) {
-        if !self
-            .gathering
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(event)
-        {
-            return; // a message for this event is about to leave
-        }
-        let (queue, gathering) = (self.queue.clone(), self.gathering.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(NOTIFY_COALESCE).await;
-            gathering
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&event);
-            if let Err(error) = queue.send(&[Command::Project { event }]).await {
-                // Only a delay: the sweep re-projects events behind their log.
-                tracing::warn!(
-                    %event,
-                    %error,
-                    "projector notification lost; the sweep will repair it"
-                );
-            }
-        });
     }
 }

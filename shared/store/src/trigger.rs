@@ -9,6 +9,17 @@ use openfloor_domain::ids::EventId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+/// One record appended to an event, as a change stream reports it (on AWS,
+/// the records table's DynamoDB Stream). The records are the truth; this
+/// only says which event has news, and where in the stream it was, so that
+/// a failed event's position can be reported back for a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub event: EventId,
+    /// The stream's sequence number of the change.
+    pub position: String,
+}
+
 /// What the projector can be asked to do, as queued on AWS (one JSON
 /// message each: `{"command": "project", "event": "…"}`). The projector
 /// handles them; the AWS queue carries them.

@@ -1,23 +1,19 @@
-//! The projector Lambda: SQS batches of projector commands in, partial
-//! batch failures out.
+//! The projector Lambda: batches of the records stream and of the command
+//! queue in, partial batch failures out.
 
-use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
+    openfloor_lambda::init_tracing();
     let cli = openfloor_lambda::config_from_env()?;
     let service = openfloor_lambda::projector_service(&cli).await;
     let service = &service;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>(
-            openfloor_lambda::handle_sqs_event(service, event.payload).await,
-        )
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        openfloor_lambda::handle_projector_event(service, event.payload)
+            .await
+            .map_err(lambda_runtime::Error::from)
     }))
     .await
 }

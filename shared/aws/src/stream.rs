@@ -1,0 +1,234 @@
+//! The records table's DynamoDB Stream: how the projector learns that an
+//! event has new records.
+//!
+//! On Lambda, an event source mapping reads the stream and invokes the
+//! projector function with batches of changes; nothing of the API's has to
+//! outlive its response for a vote to reach the views (a Lambda is frozen
+//! the moment it answers). On one machine (`--backend aws`), [`StreamReader`]
+//! reads the same stream the same way (DescribeStream, GetShardIterator,
+//! GetRecords), so the in-process projector is fed exactly as the Lambda is.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIteratorType};
+use openfloor_domain::ids::EventId;
+use openfloor_store::{StoreError, StoreResult, Touched, Trigger};
+
+use crate::{sdk_error, Aws};
+
+/// The most changes one GetRecords call returns (DynamoDB Streams' limit).
+const MAX_RECORDS_PER_CALL: i32 = 1000;
+
+/// The API's trigger on AWS: nothing to do. Appending a record to the
+/// records table is what puts the news on the table's stream, in the same
+/// write; no message has to leave after the response (a Lambda is frozen
+/// once it has answered, and a task left running then may never run).
+pub struct RecordsStreamTrigger;
+
+impl Trigger for RecordsStreamTrigger {
+    fn notify(&self, _event: EventId) {}
+}
+
+/// The event a records-table partition key (`{event}#{shard}`) belongs to.
+pub fn event_of_partition(pk: &str) -> Option<EventId> {
+    pk.split_once('#')?.0.parse().ok()
+}
+
+/// Where a shard's reading has got to.
+#[derive(Debug, Clone)]
+struct ShardCursor {
+    /// The iterator for the next GetRecords; `None` once the shard is
+    /// closed and read to its end.
+    iterator: Option<String>,
+    /// The last sequence number read, to resume after an expired iterator.
+    last: Option<String>,
+}
+
+/// Reads the records table's stream, shard by shard, from where it was
+/// opened on.
+pub struct StreamReader {
+    client: aws_sdk_dynamodbstreams::Client,
+    arn: String,
+    shards: BTreeMap<String, ShardCursor>,
+}
+
+impl StreamReader {
+    /// Opens the records table's stream. Shards open now are read from
+    /// their latest change on (what came before is the start-up sweep's to
+    /// catch up); shards that appear later are read from their start.
+    pub async fn open(aws: &Aws) -> StoreResult<Self> {
+        Self::open_at(aws, ShardIteratorType::Latest).await
+    }
+
+    /// Opens the records table's stream at the oldest change it still holds
+    /// (DynamoDB keeps 24 hours), as an event source mapping set to
+    /// `TRIM_HORIZON` starts.
+    pub async fn from_start(aws: &Aws) -> StoreResult<Self> {
+        Self::open_at(aws, ShardIteratorType::TrimHorizon).await
+    }
+
+    async fn open_at(aws: &Aws, start: ShardIteratorType) -> StoreResult<Self> {
+        let table = aws
+            .dynamo
+            .describe_table()
+            .table_name(&aws.settings.records_table)
+            .send()
+            .await
+            .map_err(|e| sdk_error("describing the records table", e))?;
+        let arn = table
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .ok_or_else(|| {
+                StoreError::unavailable_msg(format!(
+                    "the records table {} has no stream",
+                    aws.settings.records_table
+                ))
+            })?
+            .to_owned();
+        let mut reader = Self {
+            client: aws.streams.clone(),
+            arn,
+            shards: BTreeMap::new(),
+        };
+        reader.discover(start).await?;
+        Ok(reader)
+    }
+
+    /// Adds shards not seen yet, starting them at `start`.
+    async fn discover(&mut self, start: ShardIteratorType) -> StoreResult<()> {
+        let mut from: Option<String> = None;
+        loop {
+            let described = self
+                .client
+                .describe_stream()
+                .stream_arn(&self.arn)
+                .set_exclusive_start_shard_id(from.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("describing the records stream", e))?;
+            let Some(description) = described.stream_description() else {
+                return Ok(());
+            };
+            for shard in description.shards() {
+                let Some(id) = shard.shard_id() else { continue };
+                if self.shards.contains_key(id) {
+                    continue;
+                }
+                let iterator = self.iterator(id, start.clone(), None).await?;
+                self.shards.insert(
+                    id.to_owned(),
+                    ShardCursor {
+                        iterator,
+                        last: None,
+                    },
+                );
+            }
+            match description.last_evaluated_shard_id() {
+                Some(last) => from = Some(last.to_owned()),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn iterator(
+        &self,
+        shard: &str,
+        kind: ShardIteratorType,
+        after: Option<&str>,
+    ) -> StoreResult<Option<String>> {
+        let out = self
+            .client
+            .get_shard_iterator()
+            .stream_arn(&self.arn)
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+            .set_sequence_number(after.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| sdk_error("getting a shard iterator", e))?;
+        Ok(out.shard_iterator().map(str::to_owned))
+    }
+
+    /// Reads what every shard has now (one GetRecords per open shard) and
+    /// says which events were touched. A shard whose read fails is resumed
+    /// after its last change on the next call.
+    pub async fn poll(&mut self) -> StoreResult<Vec<Touched>> {
+        // New shards (DynamoDB rolls them over about every four hours) are
+        // read from their start: all of their changes are new.
+        self.discover(ShardIteratorType::TrimHorizon).await?;
+        let mut touched = Vec::new();
+        let ids: Vec<String> = self.shards.keys().cloned().collect();
+        for id in ids {
+            let Some(iterator) = self.shards[&id].iterator.clone() else {
+                continue; // closed and read to the end
+            };
+            let read = self
+                .client
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(MAX_RECORDS_PER_CALL)
+                .send()
+                .await;
+            let out = match read {
+                Ok(out) => out,
+                Err(error) => {
+                    // An expired or trimmed iterator: resume after the last
+                    // change read (or from now, if none was).
+                    let last = self.shards[&id].last.clone();
+                    let (kind, after) = match &last {
+                        Some(_) => (ShardIteratorType::AfterSequenceNumber, last.as_deref()),
+                        None => (ShardIteratorType::Latest, None),
+                    };
+                    let fresh = self.iterator(&id, kind, after).await?;
+                    if let Some(cursor) = self.shards.get_mut(&id) {
+                        cursor.iterator = fresh;
+                    }
+                    return Err(sdk_error("reading the records stream", error));
+                }
+            };
+            let cursor = self.shards.get_mut(&id).expect("listed above");
+            for record in out.records() {
+                let Some(change) = record.dynamodb() else {
+                    continue;
+                };
+                let Some(position) = change.sequence_number() else {
+                    continue;
+                };
+                cursor.last = Some(position.to_owned());
+                // Records are written once; a removal is the TTL expiring
+                // an event, which needs no projection.
+                if record.event_name() != Some(&OperationType::Insert) {
+                    continue;
+                }
+                let event = change
+                    .keys()
+                    .and_then(|keys| keys.get("pk"))
+                    .and_then(|pk| match pk {
+                        AttributeValue::S(pk) => event_of_partition(pk),
+                        _ => None,
+                    });
+                if let Some(event) = event {
+                    touched.push(Touched {
+                        event,
+                        position: position.to_owned(),
+                    });
+                }
+            }
+            cursor.iterator = out.next_shard_iterator().map(str::to_owned);
+        }
+        Ok(touched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys_name_their_event() {
+        let event: EventId = "01JD0000000000000000000001".parse().unwrap();
+        assert_eq!(event_of_partition(&format!("{event}#3")), Some(event));
+        assert_eq!(event_of_partition("not-an-event#3"), None);
+        assert_eq!(event_of_partition("no-shard"), None);
+    }
+}
