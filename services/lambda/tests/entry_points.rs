@@ -10,7 +10,7 @@ use openfloor_domain::ids::EventId;
 use openfloor_domain::record::RecordBody;
 use openfloor_projector::service::ProjectorService;
 use openfloor_store::memory::MemoryStore;
-use openfloor_store::{Directory, EventMeta, LocalTrigger, StoreError, StoreResult};
+use openfloor_store::{Directory, EventMeta, LocalTrigger, Store, StoreError, StoreResult};
 use openfloor_testing::fixtures;
 use tower::ServiceExt;
 
@@ -18,10 +18,10 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-#[tokio::test]
-async fn the_projector_handler_reports_only_the_poison_message() {
-    let store = MemoryStore::store();
-    let event: EventId = "01JD0000000000000000000001".parse().unwrap();
+/// Registers `event` (of this region, four shards) with its creation
+/// record, as the fixtures name it.
+async fn created(store: &Store, event: &str) -> EventId {
+    let event: EventId = event.parse().unwrap();
     let meta = fixtures::event_meta(event)
         .title("fixture")
         .region("eu-west-1")
@@ -36,6 +36,13 @@ async fn the_projector_handler_reports_only_the_poison_message() {
         },
     );
     store.log.append(meta.log(), created).await.unwrap();
+    event
+}
+
+#[tokio::test]
+async fn the_projector_handler_reports_only_the_poison_message() {
+    let store = MemoryStore::store();
+    let event = created(&store, "01JD0000000000000000000001").await;
 
     let batch: SqsEvent = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
     let service = ProjectorService::new(store.clone(), "eu-west-1".into());
@@ -132,22 +139,8 @@ impl Directory for UnreadableFor {
 #[tokio::test]
 async fn the_projector_handler_projects_streamed_events_and_reports_only_the_failed_changes() {
     let mut store = MemoryStore::store();
-    let (good, failing): (EventId, EventId) = (
-        "01JD0000000000000000000001".parse().unwrap(),
-        "01JD0000000000000000000002".parse().unwrap(),
-    );
-    for event in [good, failing] {
-        let meta = fixtures::event_meta(event).region("eu-west-1").build();
-        store.directory.create(&meta).await.unwrap();
-        let created = fixtures::record(
-            event,
-            ulid::Ulid::from_parts(1, 1),
-            RecordBody::EventCreated {
-                title: meta.title.clone(),
-            },
-        );
-        store.log.append(meta.log(), created).await.unwrap();
-    }
+    let good = created(&store, "01JD0000000000000000000001").await;
+    let failing = created(&store, "01JD0000000000000000000002").await;
     store.directory = Arc::new(UnreadableFor {
         inner: store.directory.clone(),
         event: failing,
