@@ -494,3 +494,110 @@ async fn event_with_records(store: &Store, votes: u8) -> EventMeta {
     store.log.append_batch(meta.log(), records).await.unwrap();
     meta
 }
+
+/// An event of 2,000 maximum-length questions in a non-Latin script has
+/// views of megabytes, far past DynamoDB's 400 KB item. They are stored in
+/// parts, served whole and byte-identical to the embedded backend's, and
+/// replaced cleanly as the event moves on; the sweep goes on past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_of_two_thousand_long_questions_projects_serves_and_moves_on() {
+    let Some(aws) = stand_in::fresh().await else {
+        return;
+    };
+    let store = aws.store();
+    let meta = event_meta();
+    store.directory.create(&meta).await.unwrap();
+    let text = QuestionText::parse(&"質".repeat(QuestionText::MAX_CHARS)).unwrap();
+    let asker = fixtures::voter_id(1);
+    let mut records = vec![record(
+        &meta,
+        0,
+        RecordBody::EventCreated {
+            title: meta.title.clone(),
+        },
+    )];
+    let questions: Vec<QuestionId> = (1..=2000u64)
+        .map(|i| QuestionId::from_ulid(Ulid::from_parts(meta.created_at + i, u128::from(i))))
+        .collect();
+    for (i, question) in (1..).zip(&questions) {
+        records.push(record(
+            &meta,
+            i,
+            RecordBody::QuestionAsked {
+                question: *question,
+                asker,
+                text: text.clone(),
+                author: None,
+            },
+        ));
+    }
+    store.log.append_batch(meta.log(), records).await.unwrap();
+    let small = event_with_records(&store, 2).await;
+
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+    let report = service.sweep().await.unwrap();
+    assert_eq!((report.changed, report.failed), (2, 0), "{report:?}");
+    assert_eq!(store.views.get(small.id).await.unwrap().unwrap().records, 3);
+
+    // Stored in parts, read back whole, equal to the embedded projection.
+    let stored = store.views.get(meta.id).await.unwrap().unwrap();
+    assert!(stored.guest.json.len() > 10 * openfloor_aws::dynamo::MAX_ITEM_BYTES);
+    let local = MemoryStore::store();
+    local.directory.create(&meta).await.unwrap();
+    let all = store.log.read_event(meta.log()).await.unwrap();
+    local.log.append_batch(meta.log(), all).await.unwrap();
+    openfloor_projector::Projector::new(local.clone())
+        .project(meta.id)
+        .await
+        .unwrap();
+    assert_eq!(stored, local.views.get(meta.id).await.unwrap().unwrap());
+
+    // Served by the API like any other view.
+    let api = serve(&aws).await;
+    let guest = api.guest_view(&meta.id.to_string()).await;
+    assert_eq!(guest["questions"].as_array().unwrap().len(), 2000);
+
+    // The event moves on: a vote; the new views replace the old, whose
+    // parts are deleted.
+    let parts = async || {
+        let items: Vec<_> = aws
+            .dynamo
+            .scan()
+            .table_name(&aws.settings.views_table)
+            .projection_expression("event")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .unwrap();
+        items
+            .iter()
+            .filter(|item| matches!(&item["event"], AttributeValue::S(key) if key.contains('#')))
+            .count()
+    };
+    let before = parts().await;
+    assert!(before > 20, "{before} parts");
+    let vote = record(
+        &meta,
+        5000,
+        RecordBody::Vote {
+            question: questions[1999],
+            voter: fixtures::voter_id(2),
+            n: 1,
+        },
+    );
+    store.log.append(meta.log(), vote).await.unwrap();
+    openfloor_projector::Projector::new(store.clone())
+        .project(meta.id)
+        .await
+        .unwrap();
+    let guest = api.guest_view(&meta.id.to_string()).await;
+    assert_eq!(guest["questions"][0]["id"], questions[1999].to_string());
+    assert_eq!(guest["questions"][0]["votes"], 1);
+    assert_eq!(
+        parts().await,
+        before,
+        "the old parts are gone, the new in place"
+    );
+}

@@ -1,13 +1,14 @@
-//! The directory, log and views roles on DynamoDB.
+//! The directory and log roles on DynamoDB (the views role is in
+//! [`crate::views`]).
 //!
-//! Each table's items are a struct here (`EventItem`, `RecordItem`,
-//! `ViewItem`) that `serde_dynamo` turns into attribute maps and back, so
-//! an item's attribute names and types are written down once. They are the
+//! Each table's items are a struct (`EventItem`, `RecordItem` here;
+//! `ViewItem` and `ChunkItem` in [`crate::views`]) that `serde_dynamo`
+//! turns into attribute maps and back, so an item's attribute names and
+//! types are written down once. They are the
 //! tables' contract with `ops/aws/template.yaml` and with stored data:
 //! renaming a field or changing its type is a migration.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -19,10 +20,8 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::{Record, RecordKey, Sequence};
-use openfloor_domain::view::RenderedView;
 use openfloor_store::{
-    Appended, Directory, EventLog, EventMeta, Log, Lookup, StoreError, StoreResult, StoredView,
-    Views,
+    Appended, Directory, EventLog, EventMeta, Log, Lookup, StoreError, StoreResult,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -112,62 +111,16 @@ impl RecordItem {
     }
 }
 
-/// An event's views in the (regional) views table.
-#[derive(Serialize, Deserialize)]
-struct ViewItem {
-    /// The partition key.
-    event: String,
-    /// How many records the views fold: the guard of [`Views::put`].
-    records: u64,
-    /// Binary (`B`) attributes: the rendered JSON is served as bytes.
-    #[serde(with = "serde_bytes")]
-    guest: Vec<u8>,
-    guest_version: String,
-    #[serde(with = "serde_bytes")]
-    host: Vec<u8>,
-    host_version: String,
-}
-
-impl ViewItem {
-    fn new(event: EventId, view: &StoredView) -> StoreResult<Self> {
-        let size = view.guest.json.len() + view.host.json.len();
-        if size > MAX_ITEM_BYTES {
-            return Err(StoreError::TooLarge(format!(
-                "the views of event {event} are {size} bytes"
-            )));
-        }
-        Ok(Self {
-            event: event.to_string(),
-            records: view.records,
-            guest: view.guest.json.clone(),
-            guest_version: view.guest.version.clone(),
-            host: view.host.json.clone(),
-            host_version: view.host.version.clone(),
-        })
-    }
-
-    fn into_view(self) -> StoredView {
-        StoredView {
-            records: self.records,
-            guest: RenderedView {
-                json: self.guest,
-                version: self.guest_version,
-            },
-            host: RenderedView {
-                json: self.host,
-                version: self.host_version,
-            },
-        }
-    }
-}
-
 /// One table item's attributes; an item that cannot be encoded is a bug here.
-fn to_item(item: impl Serialize, context: impl FnOnce() -> String) -> StoreResult<Item> {
+pub(crate) fn to_item(item: impl Serialize, context: impl FnOnce() -> String) -> StoreResult<Item> {
     serde_dynamo::to_item(item).map_err(|e| StoreError::corrupt(context(), e))
 }
 
 /// A table item read back; one that does not fit its struct is damaged.
-fn from_item<T: DeserializeOwned>(item: Item, context: impl FnOnce() -> String) -> StoreResult<T> {
+pub(crate) fn from_item<T: DeserializeOwned>(
+    item: Item,
+    context: impl FnOnce() -> String,
+) -> StoreResult<T> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::corrupt(context(), e))
 }
 
@@ -179,7 +132,7 @@ fn from_json<T: DeserializeOwned>(json: &str, context: impl FnOnce() -> String) 
     serde_json::from_str(json).map_err(|e| StoreError::corrupt(context(), e))
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
@@ -193,10 +146,10 @@ fn partition(log: EventLog, shard: u16) -> String {
 }
 
 pub struct DynamoStore {
-    client: Client,
+    pub(crate) client: Client,
     events_table: String,
     records_table: String,
-    views_table: String,
+    pub(crate) views_table: String,
 }
 
 impl DynamoStore {
@@ -432,71 +385,6 @@ impl Log for DynamoStore {
             .iter()
             .filter(|a| **a == Appended::Inserted)
             .count() as u64)
-    }
-}
-
-fn view_item(event: EventId, view: &StoredView) -> StoreResult<Item> {
-    to_item(ViewItem::new(event, view)?, || {
-        format!("encoding the views of event {event}")
-    })
-}
-
-#[async_trait]
-impl Views for DynamoStore {
-    #[tracing::instrument(level = "debug", skip_all, fields(
-        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
-    ))]
-    async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.views_table)
-            .set_item(Some(view_item(event, &view)?))
-            // The guard: never replace a view that folds more records.
-            .condition_expression("attribute_not_exists(event) OR #records <= :records")
-            .expression_attribute_names("#records", "records")
-            .expression_attribute_values(":records", AttributeValue::N(view.records.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(sdk_error(format!("storing the views of event {event}"), e)),
-        }
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(
-        backend = "dynamodb", table = %self.views_table, event = %event,
-    ))]
-    async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.views_table)
-            .consistent_read(true)
-            .key("event", s(event.to_string()))
-            .send()
-            .await
-            .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        let stored: ViewItem = from_item(item, || format!("reading the views of event {event}"))?;
-        Ok(Some(Arc::new(stored.into_view())))
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(
-        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
-    ))]
-    async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
-        self.client
-            .put_item()
-            .table_name(&self.views_table)
-            .set_item(Some(view_item(event, &view)?))
-            .send()
-            .await
-            .map_err(|e| sdk_error(format!("replacing the views of event {event}"), e))?;
-        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod dynamo;
 pub mod queue;
 pub mod stream;
+pub mod views;
 
 use std::time::Duration;
 

@@ -5,7 +5,8 @@
 //! reading the whole log, folding and rendering it, a complete replay (both),
 //! and a verify (replay plus comparison with the stored views).
 //!
-//! Usage: `cargo run --release -p openfloor-bench --bin openfloor-replay-bench [-- --votes 1000000]`
+//! Usage:
+//! `cargo run --release -p openfloor-bench --bin openfloor-replay-bench [-- --votes 1000000]`
 
 use std::time::Instant;
 

@@ -1,0 +1,412 @@
+//! The views role on DynamoDB, at any size.
+//!
+//! An event's views live in the views table under the event's id: one
+//! head item (`ViewItem`) with the guard (how many records the views fold)
+//! and each view's version. Views that fit beside each other in one item
+//! (the usual case) are inside the head, so a poll is one `GetItem`.
+//! Larger views (thousands of long questions) would exceed DynamoDB's
+//! 400 KB item limit and freeze the event's views for good; they are cut
+//! into parts (`ChunkItem`) of the same table, under keys that name the
+//! view, its record count and its version, and the head says how many
+//! parts each view has. Reading such views is the head plus one
+//! `BatchGetItem`.
+//!
+//! Parts are written before the head that points at them and never change
+//! afterwards, so a reader never sees a torn view. Once a new head is in
+//! place, the parts of the head it replaced are deleted; a reader that read
+//! the old head just before finds a part missing, and reads again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use futures::future::try_join_all;
+use openfloor_domain::ids::EventId;
+use openfloor_domain::view::RenderedView;
+use openfloor_store::{StoreError, StoreResult, StoredView, Views};
+use serde::{Deserialize, Serialize};
+
+use crate::dynamo::{from_item, s, to_item, DynamoStore, MAX_ITEM_BYTES};
+use crate::{build_error, sdk_error};
+
+/// The bytes of one part: well under the item limit, with room for its key.
+const PART_BYTES: usize = 350 * 1024;
+/// Parts asked for in one `BatchGetItem`: its answer holds at most 16 MB.
+const PARTS_PER_BATCH: usize = 40;
+/// Reads of a view that keeps being replaced while it is read, before the
+/// read gives up (each replacement is a newer projection; three in a row
+/// within one read is a sign of trouble, not of a busy event).
+const READ_ATTEMPTS: usize = 3;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The two views of an event.
+#[derive(Clone, Copy)]
+enum Which {
+    Guest,
+    Host,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Guest => "guest",
+            Which::Host => "host",
+        }
+    }
+}
+
+/// An event's head item: the guard, and each view inside it or the number
+/// of its parts.
+#[derive(Serialize, Deserialize)]
+struct ViewItem {
+    /// The partition key: the event's id.
+    event: String,
+    /// How many records the views fold: the guard of [`Views::put`].
+    records: u64,
+    /// Binary (`B`) attributes: the rendered JSON is served as bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    guest: Option<Vec<u8>>,
+    guest_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    guest_parts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    host: Option<Vec<u8>>,
+    host_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host_parts: Option<u32>,
+}
+
+/// One part of a large view.
+#[derive(Serialize, Deserialize)]
+struct ChunkItem {
+    /// The partition key: see [`part_key`].
+    event: String,
+    #[serde(with = "serde_bytes")]
+    part: Vec<u8>,
+}
+
+/// A part's key: the event, the view, the record count and version of the
+/// views it belongs to, and its index. Two heads point at the same parts
+/// only if they hold the same views.
+fn part_key(event: &str, which: Which, records: u64, version: &str, index: u32) -> String {
+    format!("{event}#{}#{records}#{version}#{index}", which.name())
+}
+
+impl ViewItem {
+    fn version(&self, which: Which) -> &str {
+        match which {
+            Which::Guest => &self.guest_version,
+            Which::Host => &self.host_version,
+        }
+    }
+
+    fn parts(&self, which: Which) -> u32 {
+        match which {
+            Which::Guest => self.guest_parts,
+            Which::Host => self.host_parts,
+        }
+        .unwrap_or(0)
+    }
+
+    /// The keys of every part this head points at.
+    fn part_keys(&self) -> Vec<String> {
+        [Which::Guest, Which::Host]
+            .into_iter()
+            .flat_map(|which| {
+                (0..self.parts(which)).map(move |index| {
+                    part_key(&self.event, which, self.records, self.version(which), index)
+                })
+            })
+            .collect()
+    }
+}
+
+/// How `view` is stored: its head, and its parts if it is too large to sit
+/// inside the head.
+fn layout(event: EventId, view: &StoredView) -> (ViewItem, Vec<ChunkItem>) {
+    let event = event.to_string();
+    let inline = view.guest.json.len() + view.host.json.len() <= MAX_ITEM_BYTES;
+    let mut head = ViewItem {
+        event: event.clone(),
+        records: view.records,
+        guest: None,
+        guest_version: view.guest.version.clone(),
+        guest_parts: None,
+        host: None,
+        host_version: view.host.version.clone(),
+        host_parts: None,
+    };
+    if inline {
+        head.guest = Some(view.guest.json.clone());
+        head.host = Some(view.host.json.clone());
+        return (head, Vec::new());
+    }
+    let mut chunks = Vec::new();
+    for (which, rendered) in [(Which::Guest, &view.guest), (Which::Host, &view.host)] {
+        let parts: Vec<&[u8]> = rendered.json.chunks(PART_BYTES).collect();
+        let count = u32::try_from(parts.len()).expect("fewer than 2^32 parts");
+        match which {
+            Which::Guest => head.guest_parts = Some(count),
+            Which::Host => head.host_parts = Some(count),
+        }
+        chunks.extend(parts.into_iter().zip(0..).map(|(part, index)| ChunkItem {
+            event: part_key(&event, which, view.records, &rendered.version, index),
+            part: part.to_vec(),
+        }));
+    }
+    (head, chunks)
+}
+
+impl DynamoStore {
+    /// Stores `view`: parts first, then the head (`guarded`: only if no
+    /// stored view folds more records), then the replaced head's parts go.
+    /// Says whether the head was written.
+    async fn store_views(
+        &self,
+        event: EventId,
+        view: &StoredView,
+        guarded: bool,
+    ) -> StoreResult<bool> {
+        let (head, chunks) = layout(event, view);
+        try_join_all(chunks.iter().map(|chunk| self.put_part(chunk))).await?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.views_table)
+            .set_item(Some(to_item(&head, || {
+                format!("encoding the views of event {event}")
+            })?))
+            .return_values(ReturnValue::AllOld);
+        if guarded {
+            put = put
+                .condition_expression("attribute_not_exists(event) OR #records <= :records")
+                .expression_attribute_names("#records", "records")
+                .expression_attribute_values(
+                    ":records",
+                    AttributeValue::N(view.records.to_string()),
+                );
+        }
+        match put.send().await {
+            Ok(out) => {
+                if let Some(old) = out.attributes {
+                    let old: ViewItem =
+                        from_item(old, || format!("reading the old views of event {event}"))?;
+                    let kept = head.part_keys();
+                    let stale: Vec<String> = old
+                        .part_keys()
+                        .into_iter()
+                        .filter(|key| !kept.contains(key))
+                        .collect();
+                    self.delete_parts(event, &stale).await;
+                }
+                Ok(true)
+            }
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                // A view folding more records is in place; these parts
+                // (keyed by this view's record count) are nobody's.
+                self.delete_parts(event, &head.part_keys()).await;
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error(format!("storing the views of event {event}"), e)),
+        }
+    }
+
+    async fn put_part(&self, chunk: &ChunkItem) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.views_table)
+            .set_item(Some(to_item(chunk, || {
+                format!("encoding view part {}", chunk.event)
+            })?))
+            .send()
+            .await
+            .map_err(|e| sdk_error(format!("storing view part {}", chunk.event), e))?;
+        Ok(())
+    }
+
+    /// Deletes parts no head points at any more. Only storage is at stake:
+    /// a part left behind is never read, so a failure is logged, not raised.
+    async fn delete_parts(&self, event: EventId, keys: &[String]) {
+        let deletes = keys.iter().map(|key| {
+            self.client
+                .delete_item()
+                .table_name(&self.views_table)
+                .key("event", s(key.clone()))
+                .send()
+        });
+        if let Err(error) = try_join_all(deletes).await {
+            tracing::warn!(%event, %error, "deleting replaced view parts failed; they stay unread");
+        }
+    }
+
+    /// Reads the head, then the parts it points at; `None` if a part is
+    /// gone (a newer head replaced it meanwhile).
+    async fn read_views(&self, event: EventId) -> StoreResult<Option<Option<StoredView>>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.views_table)
+            .consistent_read(true)
+            .key("event", s(event.to_string()))
+            .send()
+            .await
+            .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
+        let Some(item) = out.item else {
+            return Ok(Some(None));
+        };
+        let mut head: ViewItem = from_item(item, || format!("reading the views of event {event}"))?;
+        let mut parts = self.read_parts(event, &head.part_keys()).await?;
+        let (guest, host) = (head.guest.take(), head.host.take());
+        let mut body = |which: Which, inline: Option<Vec<u8>>| -> Option<Vec<u8>> {
+            if let Some(json) = inline {
+                return Some(json);
+            }
+            let mut json = Vec::new();
+            for index in 0..head.parts(which) {
+                let key = part_key(&head.event, which, head.records, head.version(which), index);
+                json.extend(parts.remove(&key)?);
+            }
+            Some(json)
+        };
+        let (Some(guest), Some(host)) = (body(Which::Guest, guest), body(Which::Host, host)) else {
+            return Ok(None);
+        };
+        Ok(Some(Some(StoredView {
+            records: head.records,
+            guest: RenderedView {
+                json: guest,
+                version: head.guest_version,
+            },
+            host: RenderedView {
+                json: host,
+                version: head.host_version,
+            },
+        })))
+    }
+
+    /// The parts under `keys` that exist, by key.
+    async fn read_parts(
+        &self,
+        event: EventId,
+        keys: &[String],
+    ) -> StoreResult<HashMap<String, Vec<u8>>> {
+        let mut found = HashMap::new();
+        for batch in keys.chunks(PARTS_PER_BATCH) {
+            let mut pending: Vec<Item> = batch
+                .iter()
+                .map(|key| HashMap::from([("event".to_owned(), s(key.clone()))]))
+                .collect();
+            // DynamoDB may answer part of a batch and hand back the rest.
+            while !pending.is_empty() {
+                let wanted = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| build_error("a batch of view parts", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.views_table, wanted)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(format!("reading the view parts of {event}"), e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.views_table)
+                    .into_iter()
+                    .flatten()
+                {
+                    let chunk: ChunkItem =
+                        from_item(item, || format!("reading a view part of event {event}"))?;
+                    found.insert(chunk.event, chunk.part);
+                }
+                if let Some(mut rest) = out.unprocessed_keys {
+                    if let Some(rest) = rest.remove(&self.views_table) {
+                        pending = rest.keys;
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl Views for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
+    ))]
+    async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool> {
+        self.store_views(event, &view, true).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event,
+    ))]
+    async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
+        for _ in 0..READ_ATTEMPTS {
+            if let Some(view) = self.read_views(event).await? {
+                return Ok(view.map(Arc::new));
+            }
+        }
+        Err(StoreError::unavailable_msg(format!(
+            "the views of event {event} were replaced during each of {READ_ATTEMPTS} reads"
+        )))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event, records = view.records,
+    ))]
+    async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
+        self.store_views(event, &view, false).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(records: u64, guest_bytes: usize, host_bytes: usize) -> StoredView {
+        let rendered = |len: usize, version: &str| RenderedView {
+            json: (0..len).map(|i| (i % 251) as u8).collect(),
+            version: version.into(),
+        };
+        StoredView {
+            records,
+            guest: rendered(guest_bytes, "0123456789abcdef"),
+            host: rendered(host_bytes, "fedcba9876543210"),
+        }
+    }
+
+    #[test]
+    fn views_that_fit_stay_inside_the_head() {
+        let event: EventId = "01JD0000000000000000000001".parse().unwrap();
+        let (head, chunks) = layout(event, &view(3, 1000, 2000));
+        assert!(chunks.is_empty());
+        assert_eq!(head.guest.as_ref().map(Vec::len), Some(1000));
+        assert!(head.part_keys().is_empty());
+    }
+
+    #[test]
+    fn large_views_are_cut_into_parts_that_join_back_exactly() {
+        let event: EventId = "01JD0000000000000000000001".parse().unwrap();
+        let stored = view(7, 3 * PART_BYTES + 5, PART_BYTES);
+        let (head, chunks) = layout(event, &stored);
+        assert_eq!((head.guest_parts, head.host_parts), (Some(4), Some(1)));
+        assert!(head.guest.is_none() && head.host.is_none());
+        let keys: Vec<&str> = chunks.iter().map(|c| c.event.as_str()).collect();
+        assert_eq!(head.part_keys(), keys);
+        assert!(chunks.iter().all(|c| c.part.len() <= PART_BYTES));
+        let guest: Vec<u8> = chunks[..4].iter().flat_map(|c| c.part.clone()).collect();
+        assert_eq!(guest, stored.guest.json);
+        assert_eq!(
+            keys[0],
+            format!("{event}#guest#7#0123456789abcdef#0"),
+            "parts are named by view, record count, version and index"
+        );
+    }
+}
