@@ -9,6 +9,7 @@
 //! renaming a field or changing its type is a migration.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -26,6 +27,7 @@ use openfloor_store::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::meter::{Consistency, Meter};
 use crate::{build_error, sdk_error, AwsSettings};
 
 /// DynamoDB's item size limit is 400 KB; keep a margin for attribute names
@@ -147,15 +149,18 @@ fn partition(log: EventLog, shard: u16) -> String {
 
 pub struct DynamoStore {
     pub(crate) client: Client,
+    /// What this store reads and writes (shared with [`crate::Aws`]).
+    pub(crate) meter: Arc<Meter>,
     events_table: String,
     records_table: String,
     pub(crate) views_table: String,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, settings: &AwsSettings) -> Self {
+    pub fn new(client: Client, settings: &AwsSettings, meter: Arc<Meter>) -> Self {
         Self {
             client,
+            meter,
             events_table: settings.events_table.clone(),
             records_table: settings.records_table.clone(),
             views_table: settings.views_table.clone(),
@@ -165,7 +170,8 @@ impl DynamoStore {
     /// Every item of one partition, strongly consistent, page after page (a
     /// page is at most 1 MB).
     async fn query_partition(&self, pk: String) -> StoreResult<Vec<Item>> {
-        self.client
+        let items: Vec<Item> = self
+            .client
             .query()
             .table_name(&self.records_table)
             .consistent_read(true)
@@ -176,7 +182,9 @@ impl DynamoStore {
             .send()
             .try_collect()
             .await
-            .map_err(|e| sdk_error(format!("querying partition {pk}"), e))
+            .map_err(|e| sdk_error(format!("querying partition {pk}"), e))?;
+        self.meter.read(&items, Consistency::Strong);
+        Ok(items)
     }
 
     async fn get_key(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
@@ -191,6 +199,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading record {key} of event {}", log.event), e))?;
+        self.meter.read(&out.item, Consistency::Strong);
         out.item.map(RecordItem::decode).transpose()
     }
 }
@@ -204,6 +213,7 @@ impl Directory for DynamoStore {
         let item = to_item(EventItem::new(meta)?, || {
             format!("encoding the entry of event {}", meta.id)
         })?;
+        self.meter.wrote(&item);
         let result = self
             .client
             .put_item()
@@ -234,6 +244,7 @@ impl Directory for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading event {id}"), e))?;
+        self.meter.read(&out.item, Consistency::Strong);
         let Some(item) = out.item else {
             return Ok(None);
         };
@@ -256,6 +267,7 @@ impl Directory for DynamoStore {
             .try_collect()
             .await
             .map_err(|e| sdk_error("listing events", e))?;
+        self.meter.read(&items, Consistency::Strong);
         let mut out = items
             .into_iter()
             .map(|item| {
@@ -277,6 +289,7 @@ impl Log for DynamoStore {
         let item = to_item(RecordItem::new(log, &record)?, || {
             format!("encoding record {}", record.id)
         })?;
+        self.meter.wrote(&item);
         let result = self
             .client
             .put_item()
@@ -334,10 +347,9 @@ impl Log for DynamoStore {
                     e,
                 )
             })?;
-        out.items
-            .and_then(|items| items.into_iter().next())
-            .map(RecordItem::decode)
-            .transpose()
+        let items = out.items.unwrap_or_default();
+        self.meter.read(&items, Consistency::Strong);
+        items.into_iter().next().map(RecordItem::decode).transpose()
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(

@@ -16,6 +16,7 @@
 //! (moto's server) for development and tests.
 
 pub mod dynamo;
+pub mod meter;
 pub mod queue;
 pub mod stream;
 pub mod views;
@@ -55,6 +56,8 @@ pub struct Aws {
     /// The records table's stream (the projector's trigger).
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub settings: AwsSettings,
+    /// What the stores of this connection read and write in DynamoDB.
+    pub meter: std::sync::Arc<meter::Meter>,
 }
 
 /// How many times the SDK tries a call (with exponential backoff and
@@ -93,6 +96,7 @@ impl Aws {
             sqs: aws_sdk_sqs::Client::new(&config),
             streams: aws_sdk_dynamodbstreams::Client::new(&config),
             settings,
+            meter: std::sync::Arc::default(),
         }
     }
 
@@ -101,6 +105,7 @@ impl Aws {
         let store = std::sync::Arc::new(dynamo::DynamoStore::new(
             self.dynamo.clone(),
             &self.settings,
+            self.meter.clone(),
         ));
         Store {
             directory: store.clone(),

@@ -29,6 +29,7 @@ use openfloor_store::{StoreError, StoreResult, StoredView, Views};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo::{from_item, s, to_item, DynamoStore, MAX_ITEM_BYTES};
+use crate::meter::Consistency;
 use crate::{build_error, sdk_error};
 
 /// The bytes of one part: well under the item limit, with room for its key.
@@ -172,13 +173,13 @@ impl DynamoStore {
     ) -> StoreResult<bool> {
         let (head, chunks) = layout(event, view);
         try_join_all(chunks.iter().map(|chunk| self.put_part(chunk))).await?;
+        let item = to_item(&head, || format!("encoding the views of event {event}"))?;
+        self.meter.wrote(&item);
         let mut put = self
             .client
             .put_item()
             .table_name(&self.views_table)
-            .set_item(Some(to_item(&head, || {
-                format!("encoding the views of event {event}")
-            })?))
+            .set_item(Some(item))
             .return_values(ReturnValue::AllOld);
         if guarded {
             put = put
@@ -215,12 +216,12 @@ impl DynamoStore {
     }
 
     async fn put_part(&self, chunk: &ChunkItem) -> StoreResult<()> {
+        let item = to_item(chunk, || format!("encoding view part {}", chunk.event))?;
+        self.meter.wrote(&item);
         self.client
             .put_item()
             .table_name(&self.views_table)
-            .set_item(Some(to_item(chunk, || {
-                format!("encoding view part {}", chunk.event)
-            })?))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(|e| sdk_error(format!("storing view part {}", chunk.event), e))?;
@@ -231,6 +232,7 @@ impl DynamoStore {
     /// a part left behind is never read, so a failure is logged, not raised.
     async fn delete_parts(&self, event: EventId, keys: &[String]) {
         let deletes = keys.iter().map(|key| {
+            self.meter.deleted();
             self.client
                 .delete_item()
                 .table_name(&self.views_table)
@@ -254,6 +256,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
+        self.meter.read(&out.item, Consistency::Strong);
         let Some(item) = out.item else {
             return Ok(Some(None));
         };

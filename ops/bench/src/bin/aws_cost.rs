@@ -1,0 +1,200 @@
+//! What DynamoDB reads and writes for openfloor's two hot paths, counted by
+//! the store's own meter (`openfloor_aws::meter`) against the AWS stand-in
+//! (moto's server): a projection, by the size of the event, and a vote.
+//! Moto's consumed-capacity figures mean nothing; bytes and items are
+//! counted in the code and turned into units as DynamoDB bills them.
+//!
+//! Usage (moto on 127.0.0.1:5300):
+//! `cargo run --release -p openfloor-bench --bin openfloor-aws-cost --
+//!  --endpoint http://127.0.0.1:5300 --sizes 1000,20000`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use openfloor_aws::meter::Usage;
+use openfloor_aws::{Aws, AwsSettings};
+use openfloor_commands::{Executor, NewEvent};
+use openfloor_domain::clock::SystemClock;
+use openfloor_domain::command::{Ask, Command, Vote};
+use openfloor_domain::ids::RecordId;
+use openfloor_domain::ids::{QuestionId, VoterId};
+use openfloor_domain::input::{QuestionText, Title};
+use openfloor_domain::record::{Record, RecordBody};
+use openfloor_projector::Projector;
+use openfloor_store::LocalTrigger;
+use ulid::Ulid;
+
+#[derive(Parser)]
+struct Args {
+    /// The stand-in's address.
+    #[arg(long, default_value = "http://127.0.0.1:5300")]
+    endpoint: String,
+    /// Event sizes to project, in records (one question per 100 records,
+    /// the rest votes).
+    #[arg(long, value_delimiter = ',', default_value = "1000,20000")]
+    sizes: Vec<u64>,
+    /// Votes cast through the executor for the vote path's figures.
+    #[arg(long, default_value_t = 200)]
+    votes: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let suffix = Ulid::new().to_string().to_lowercase();
+    let aws = Aws::connect(AwsSettings {
+        region: "eu-west-1".into(),
+        endpoint_url: Some(args.endpoint.clone()),
+        events_table: format!("cost-events-{suffix}"),
+        records_table: format!("cost-records-{suffix}"),
+        views_table: format!("cost-views-{suffix}"),
+        queue_name: format!("cost-queue-{suffix}"),
+    })
+    .await;
+    aws.create_resources()
+        .await
+        .context("creating tables on the stand-in")?;
+    let store = aws.store();
+    let executor = Executor::new(
+        store.clone(),
+        Arc::new(LocalTrigger::new()),
+        Arc::new(SystemClock),
+    );
+    let event = |shards| NewEvent {
+        title: Title::parse("cost").expect("a title"),
+        region: "eu-west-1".into(),
+        shards,
+        retention: Duration::from_secs(86_400),
+    };
+
+    println!(
+        "== votes through the executor (DynamoDB store, {} votes)",
+        args.votes
+    );
+    let created = executor.create_event(event(8)).await?;
+    let meta = created.meta;
+    let question = QuestionId::from_ulid(Ulid::new());
+    let asker = voter(0);
+    executor
+        .execute(
+            &meta,
+            &Command::Ask(Ask {
+                question,
+                asker,
+                text: QuestionText::parse("What does a vote cost?").expect("a question"),
+                author: None,
+            }),
+            None,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (label, up) in [("first vote of a voter", true), ("withdrawal", false)] {
+        let before = aws.meter.usage();
+        for n in 1..=args.votes {
+            let command = Command::Vote(Vote {
+                question,
+                voter: voter(n),
+                up,
+            });
+            executor
+                .execute(&meta, &command, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        report_per(label, aws.meter.usage() - before, args.votes);
+    }
+
+    println!("== one projection, by event size (4 shards; views stored each time)");
+    for &size in &args.sizes {
+        let created = executor.create_event(event(4)).await?;
+        let meta = created.meta;
+        let questions: Vec<QuestionId> = (0..size.div_ceil(100).max(1))
+            .map(|_| QuestionId::from_ulid(Ulid::new()))
+            .collect();
+        let text = QuestionText::parse("How does the cost grow?").expect("a question");
+        let start = meta.created_at + 1;
+        let records: Vec<Record> = (0..size.saturating_sub(1))
+            .map(|i| {
+                let body = if i < questions.len() as u64 {
+                    RecordBody::QuestionAsked {
+                        question: questions[i as usize],
+                        asker: voter(0),
+                        text: text.clone(),
+                        author: None,
+                    }
+                } else {
+                    RecordBody::Vote {
+                        question: questions[(i % questions.len() as u64) as usize],
+                        voter: voter(i),
+                        n: 1,
+                    }
+                };
+                Record {
+                    id: RecordId::from_ulid(Ulid::from_parts(start + i, u128::from(i))),
+                    event: meta.id,
+                    client: None,
+                    body,
+                }
+            })
+            .collect();
+        let loading = Instant::now();
+        store.log.append_batch(meta.log(), records).await?;
+        eprintln!("  loaded {size} records in {:.1?}", loading.elapsed());
+        let projector = Projector::new(store.clone());
+        let before = aws.meter.usage();
+        projector.project(meta.id).await?;
+        let first = aws.meter.usage() - before;
+        // Ten more votes, then the projection a guest waits for.
+        for n in 0..10 {
+            let command = Command::Vote(Vote {
+                question: questions[0],
+                voter: voter(1_000_000 + n),
+                up: true,
+            });
+            executor
+                .execute(&meta, &command, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let before = aws.meter.usage();
+        projector.project(meta.id).await?;
+        let next = aws.meter.usage() - before;
+        report(&format!("{size} records, first projection"), first);
+        report(&format!("{size} records, after 10 more votes"), next);
+    }
+    Ok(())
+}
+
+fn voter(n: u64) -> VoterId {
+    VoterId::parse(&format!("{n:020x}")).expect("20 hex digits are a voter id")
+}
+
+fn report(label: &str, usage: Usage) {
+    println!(
+        "{label:<42} reads: {:>6} requests {:>7} items {:>11} bytes {:>9.1} RU   \
+         writes: {:>5} items {:>9} bytes {:>6} WU",
+        usage.read_requests,
+        usage.items_read,
+        usage.bytes_read,
+        usage.read_units(),
+        usage.items_written,
+        usage.bytes_written,
+        usage.write_units,
+    );
+}
+
+fn report_per(label: &str, usage: Usage, count: u64) {
+    let per = |n: u64| n as f64 / count as f64;
+    println!(
+        "{label:<42} per vote: {:.2} read requests, {:.0} bytes read, {:.2} RU; \
+         {:.2} items written, {:.0} bytes, {:.2} WU",
+        per(usage.read_requests),
+        per(usage.bytes_read),
+        usage.read_units() / count as f64,
+        per(usage.items_written),
+        per(usage.bytes_written),
+        per(usage.write_units),
+    );
+}
