@@ -187,20 +187,73 @@ impl DynamoStore {
         Ok(items)
     }
 
-    async fn get_key(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
+    async fn get_key(
+        &self,
+        log: EventLog,
+        key: &RecordKey,
+        consistency: Consistency,
+    ) -> StoreResult<Option<Record>> {
         let shard = key.shard(log.event, log.shards);
         let out = self
             .client
             .get_item()
             .table_name(&self.records_table)
-            .consistent_read(true)
+            .consistent_read(consistency == Consistency::Strong)
             .key("pk", s(partition(log, shard)))
             .key("sk", s(key.as_str()))
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading record {key} of event {}", log.event), e))?;
-        self.meter.read(&out.item, Consistency::Strong);
+        self.meter.read(&out.item, consistency);
         out.item.map(RecordItem::decode).transpose()
+    }
+
+    /// The latest record of `sequence`: one item from the top of its key
+    /// range, a single request.
+    async fn latest_of(
+        &self,
+        log: EventLog,
+        sequence: &Sequence,
+        consistency: Consistency,
+    ) -> StoreResult<Option<Record>> {
+        let shard = sequence.shard(log.event, log.shards);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.records_table)
+            .consistent_read(consistency == Consistency::Strong)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(partition(log, shard)))
+            .expression_attribute_values(":prefix", s(sequence.prefix()))
+            .scan_index_forward(false)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    format!("reading the latest of {sequence:?} in event {}", log.event),
+                    e,
+                )
+            })?;
+        let items = out.items.unwrap_or_default();
+        self.meter.read(&items, consistency);
+        items.into_iter().next().map(RecordItem::decode).transpose()
+    }
+
+    /// Independent point reads, issued together.
+    async fn look_up(
+        &self,
+        log: EventLog,
+        lookups: &[Lookup],
+        consistency: Consistency,
+    ) -> StoreResult<Vec<Option<Record>>> {
+        futures::future::try_join_all(lookups.iter().map(|l| async move {
+            match l {
+                Lookup::Key(key) => self.get_key(log, key, consistency).await,
+                Lookup::Latest(seq) => self.latest_of(log, seq, consistency).await,
+            }
+        }))
+        .await
     }
 }
 
@@ -302,11 +355,14 @@ impl Log for DynamoStore {
         match result {
             Ok(_) => Ok(Appended::Inserted),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                let existing = self.get_key(log, &key).await?.ok_or_else(|| {
-                    StoreError::unavailable_msg(format!(
-                        "record {key} reported present but not readable"
-                    ))
-                })?;
+                let existing = self
+                    .get_key(log, &key, Consistency::Strong)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::unavailable_msg(format!(
+                            "record {key} reported present but not readable"
+                        ))
+                    })?;
                 Ok(Appended::Exists(existing))
             }
             Err(e) => Err(sdk_error(
@@ -320,36 +376,14 @@ impl Log for DynamoStore {
         backend = "dynamodb", table = %self.records_table, event = %log.event, key = %key,
     ))]
     async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
-        self.get_key(log, key).await
+        self.get_key(log, key, Consistency::Strong).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(
         backend = "dynamodb", table = %self.records_table, event = %log.event, sequence = ?sequence,
     ))]
     async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
-        let shard = sequence.shard(log.event, log.shards);
-        // One item from the top of the range: a single request, no paging.
-        let out = self
-            .client
-            .query()
-            .table_name(&self.records_table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(partition(log, shard)))
-            .expression_attribute_values(":prefix", s(sequence.prefix()))
-            .scan_index_forward(false)
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| {
-                sdk_error(
-                    format!("reading the latest of {sequence:?} in event {}", log.event),
-                    e,
-                )
-            })?;
-        let items = out.items.unwrap_or_default();
-        self.meter.read(&items, Consistency::Strong);
-        items.into_iter().next().map(RecordItem::decode).transpose()
+        self.latest_of(log, sequence, Consistency::Strong).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(
@@ -357,14 +391,19 @@ impl Log for DynamoStore {
         lookups = lookups.len(),
     ))]
     async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
-        // Independent reads: issue them together.
-        futures::future::try_join_all(lookups.iter().map(|l| async move {
-            match l {
-                Lookup::Key(key) => self.get_key(log, key).await,
-                Lookup::Latest(seq) => self.latest(log, seq).await,
-            }
-        }))
-        .await
+        self.look_up(log, lookups, Consistency::Strong).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+        lookups = lookups.len(),
+    ))]
+    async fn lookup_recent(
+        &self,
+        log: EventLog,
+        lookups: &[Lookup],
+    ) -> StoreResult<Vec<Option<Record>>> {
+        self.look_up(log, lookups, Consistency::Eventual).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(

@@ -63,19 +63,28 @@ pub struct Aws {
 /// How many times the SDK tries a call (with exponential backoff and
 /// jitter) before the failure reaches the API as a 503.
 const MAX_ATTEMPTS: u32 = 3;
+/// How long one attempt of a call may take before it is retried.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Aws {
     /// Loads credentials the standard way (`AWS_*` variables, profiles,
     /// instance roles). With a stand-in endpoint and no credentials in the
     /// environment, uses static test credentials.
     pub async fn connect(settings: AwsSettings) -> Self {
+        Self::connect_with_timeout(settings, ATTEMPT_TIMEOUT).await
+    }
+
+    /// [`Aws::connect`] with another limit on each call's attempt: tools
+    /// that read large events from the slow stand-in need more than a
+    /// request path may wait.
+    pub async fn connect_with_timeout(settings: AwsSettings, attempt: Duration) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))
-                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(attempt)
                     .build(),
             );
         if let Some(endpoint) = &settings.endpoint_url {

@@ -158,6 +158,32 @@ impl Executor {
             .await
     }
 
+    /// Appends `body` as a new record; `None` if its key is taken (someone
+    /// wrote it first: the caller reads and decides again).
+    async fn append<A>(
+        &self,
+        meta: &EventMeta,
+        client: Option<ClientHash>,
+        body: RecordBody,
+    ) -> Result<Option<Executed>, ExecuteError<A>> {
+        let record = self.record(meta.id, client, body);
+        let id = record.id;
+        match self.store.log.append(meta.log(), record).await? {
+            Appended::Inserted => {
+                tracing::Span::current().record("record", tracing::field::display(id));
+                self.trigger.notify(meta.id);
+                Ok(Some(Executed {
+                    record: Some(id),
+                    appended: true,
+                }))
+            }
+            Appended::Exists(_) => {
+                tracing::debug!("key taken; deciding again");
+                Ok(None)
+            }
+        }
+    }
+
     /// [`Executor::execute`], asking `admit` (once) before the first append.
     /// Nothing is asked when the command is already done or refused, so a
     /// limit never refuses a retry.
@@ -174,8 +200,23 @@ impl Executor {
         admit: impl FnOnce() -> Result<(), A>,
     ) -> Result<Executed, ExecuteError<A>> {
         let log = meta.log();
-        let reads = command.reads();
         let mut admit = Some(admit);
+        if let Some(checks) = command.optimistic_reads() {
+            // The usual first vote: checks that may be slightly stale, no
+            // read of the vote's own sequence, a conditional append. Any
+            // other outcome is decided again below from every read.
+            let mut found = self.store.log.lookup_recent(log, &checks).await?;
+            found.push(None);
+            if let Decision::Append(body) = command.decide(meta.id, &found) {
+                if let Some(admit) = admit.take() {
+                    admit().map_err(ExecuteError::NotAdmitted)?;
+                }
+                if let Some(executed) = self.append(meta, client.clone(), body).await? {
+                    return Ok(executed);
+                }
+            }
+        }
+        let reads = command.reads();
         for _ in 0..MAX_ATTEMPTS {
             let found = self.store.log.lookup(log, &reads).await?;
             let body = match command.decide(meta.id, &found) {
@@ -192,19 +233,8 @@ impl Executor {
             if let Some(admit) = admit.take() {
                 admit().map_err(ExecuteError::NotAdmitted)?;
             }
-            let record = self.record(meta.id, client.clone(), body);
-            let id = record.id;
-            match self.store.log.append(log, record).await? {
-                Appended::Inserted => {
-                    tracing::Span::current().record("record", tracing::field::display(id));
-                    self.trigger.notify(meta.id);
-                    return Ok(Executed {
-                        record: Some(id),
-                        appended: true,
-                    });
-                }
-                // Someone wrote this key first: read and decide again.
-                Appended::Exists(_) => tracing::debug!("key taken; deciding again"),
+            if let Some(executed) = self.append(meta, client.clone(), body).await? {
+                return Ok(executed);
             }
         }
         tracing::warn!(

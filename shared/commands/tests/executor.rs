@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use openfloor_commands::{ExecuteError, Executed, Executor, NewEvent};
 use openfloor_domain::clock::SystemClock;
-use openfloor_domain::command::{Ask, Command, Refusal, Vote};
+use openfloor_domain::command::{Ask, Command, Lookup, Refusal, Vote};
 use openfloor_domain::ids::{QuestionId, RecordId, VoterId, VoterToken};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody, RecordKey, Sequence};
@@ -49,12 +49,69 @@ struct Setup {
     trigger: Arc<LocalTrigger>,
 }
 
-async fn setup(rival: Option<Arc<RivalFirst>>) -> Setup {
+/// The memory log, noting which point reads the executor makes; its
+/// recent reads can be made stale, as an eventually consistent read just
+/// after a write can be.
+struct Watched {
+    inner: Arc<MemoryStore>,
+    stale_recent: bool,
+    reads: Mutex<Vec<(&'static str, Vec<Lookup>)>>,
+}
+
+impl Watched {
+    fn new(stale_recent: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryStore::new(),
+            stale_recent,
+            reads: Mutex::default(),
+        })
+    }
+
+    fn take_reads(&self) -> Vec<(&'static str, Vec<Lookup>)> {
+        std::mem::take(&mut self.reads.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl Log for Watched {
+    async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended> {
+        self.inner.append(log, record).await
+    }
+    async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
+        self.inner.get(log, key).await
+    }
+    async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
+        self.inner.latest(log, sequence).await
+    }
+    async fn lookup(&self, log: EventLog, lookups: &[Lookup]) -> StoreResult<Vec<Option<Record>>> {
+        self.reads
+            .lock()
+            .unwrap()
+            .push(("strong", lookups.to_vec()));
+        self.inner.lookup(log, lookups).await
+    }
+    async fn lookup_recent(
+        &self,
+        log: EventLog,
+        lookups: &[Lookup],
+    ) -> StoreResult<Vec<Option<Record>>> {
+        self.reads
+            .lock()
+            .unwrap()
+            .push(("recent", lookups.to_vec()));
+        if self.stale_recent {
+            return Ok(vec![None; lookups.len()]);
+        }
+        self.inner.lookup(log, lookups).await
+    }
+    async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
+        self.inner.read_event(log).await
+    }
+}
+
+async fn setup(log: Option<Arc<dyn Log>>) -> Setup {
     let memory = MemoryStore::new();
-    let log: Arc<dyn Log> = match rival {
-        Some(rival) => rival,
-        None => memory.clone(),
-    };
+    let log: Arc<dyn Log> = log.unwrap_or_else(|| memory.clone());
     let store = Store {
         directory: memory.clone(),
         log,
@@ -127,7 +184,7 @@ async fn a_lost_race_is_decided_again_from_what_the_rival_wrote() {
         inner: memory,
         rival: Mutex::new(None),
     });
-    let s = setup(Some(rival.clone())).await;
+    let s = setup(Some(rival.clone() as Arc<dyn Log>)).await;
     let question = QuestionId::from_ulid(s.executor.mint());
     ask(&s, question).await;
     let who = voter(&s.meta, "voter-token-0000001");
@@ -223,4 +280,98 @@ async fn refusals_store_nothing() {
         Err(ExecuteError::Refused(Refusal::NoSuchQuestion))
     ));
     assert_eq!(s.store.log.read_event(s.meta.log()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_first_vote_reads_only_its_checks_never_its_own_sequence() {
+    let watched = Watched::new(false);
+    let s = setup(Some(watched.clone() as Arc<dyn Log>)).await;
+    let question = QuestionId::from_ulid(s.executor.mint());
+    ask(&s, question).await;
+    watched.take_reads();
+    let up = Command::Vote(Vote {
+        question,
+        voter: voter(&s.meta, "voter-token-0000001"),
+        up: true,
+    });
+    assert!(
+        s.executor
+            .execute(&s.meta, &up, None)
+            .await
+            .unwrap()
+            .appended
+    );
+    assert_eq!(
+        watched.take_reads(),
+        [(
+            "recent",
+            vec![
+                Lookup::Key(RecordKey::question_asked(question)),
+                Lookup::Latest(Sequence::Hidden(question)),
+            ]
+        )],
+        "one round of checks that may be stale, and no read of the vote's own sequence"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_check_never_refuses_a_vote_it_is_decided_again_from_every_read() {
+    let watched = Watched::new(true);
+    let s = setup(Some(watched.clone() as Arc<dyn Log>)).await;
+    let question = QuestionId::from_ulid(s.executor.mint());
+    ask(&s, question).await;
+    watched.take_reads();
+    let up = Command::Vote(Vote {
+        question,
+        voter: voter(&s.meta, "voter-token-0000001"),
+        up: true,
+    });
+    // The stale checks say "no such question"; the strong reads find it.
+    assert!(
+        s.executor
+            .execute(&s.meta, &up, None)
+            .await
+            .unwrap()
+            .appended
+    );
+    let kinds: Vec<&str> = watched.take_reads().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["recent", "strong"]);
+}
+
+#[tokio::test]
+async fn a_vote_after_a_withdrawal_finds_its_key_taken_and_numbers_on() {
+    let s = setup(None).await;
+    let question = QuestionId::from_ulid(s.executor.mint());
+    ask(&s, question).await;
+    let who = voter(&s.meta, "voter-token-0000001");
+    for up in [true, false, true] {
+        let vote = Command::Vote(Vote {
+            question,
+            voter: who,
+            up,
+        });
+        assert!(
+            s.executor
+                .execute(&s.meta, &vote, None)
+                .await
+                .unwrap()
+                .appended
+        );
+    }
+    let latest = s
+        .store
+        .log
+        .latest(
+            s.meta.log(),
+            &Sequence::Vote {
+                voter: who,
+                question,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.n(), Some(3), "up, down, up again: n = 1, 2, 3");
+    // Creation, question and three votes; the guessed n = 1 stored nothing.
+    assert_eq!(s.store.log.read_event(s.meta.log()).await.unwrap().len(), 5);
 }

@@ -211,6 +211,19 @@ pub trait Log: Send + Sync {
         }
         Ok(out)
     }
+
+    /// [`Log::lookup`] where a slightly stale answer will do: the checks
+    /// that a command may be appended (does the question exist, is it
+    /// hidden), never the deciding read of a command's own sequence. A
+    /// backend with cheaper eventually consistent reads (DynamoDB: half the
+    /// price) uses them here; the others answer as `lookup` does.
+    async fn lookup_recent(
+        &self,
+        log: EventLog,
+        lookups: &[Lookup],
+    ) -> StoreResult<Vec<Option<Record>>> {
+        self.lookup(log, lookups).await
+    }
     /// All of the event's records, in no particular order (the fold does not
     /// care): every page, every shard, strongly consistent.
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>>;

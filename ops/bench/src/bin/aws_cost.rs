@@ -44,14 +44,19 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let suffix = Ulid::new().to_string().to_lowercase();
-    let aws = Aws::connect(AwsSettings {
-        region: "eu-west-1".into(),
-        endpoint_url: Some(args.endpoint.clone()),
-        events_table: format!("cost-events-{suffix}"),
-        records_table: format!("cost-records-{suffix}"),
-        views_table: format!("cost-views-{suffix}"),
-        queue_name: format!("cost-queue-{suffix}"),
-    })
+    // The stand-in scans its whole table for each page of a query: give a
+    // large event's reads the time they take there.
+    let aws = Aws::connect_with_timeout(
+        AwsSettings {
+            region: "eu-west-1".into(),
+            endpoint_url: Some(args.endpoint.clone()),
+            events_table: format!("cost-events-{suffix}"),
+            records_table: format!("cost-records-{suffix}"),
+            views_table: format!("cost-views-{suffix}"),
+            queue_name: format!("cost-queue-{suffix}"),
+        },
+        Duration::from_secs(300),
+    )
     .await;
     aws.create_resources()
         .await
