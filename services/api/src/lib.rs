@@ -25,7 +25,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use openfloor_domain::clock::{Clock, SystemClock};
-pub use state::{ApiConfig, AppState};
+pub use state::{ApiConfig, AppState, VIEW_REUSE_BEHIND_A_CDN};
 
 use routes::{client, events, host, questions};
 

@@ -1,14 +1,14 @@
 //! What every handler shares: the store (for reads), the command executor
 //! (for every change), the settings and the clock.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use moka::sync::Cache;
 use openfloor_commands::Executor;
 use openfloor_domain::clock::Clock;
 use openfloor_domain::ids::EventId;
-use openfloor_store::{EventMeta, Store, Trigger};
+use openfloor_store::{EventMeta, Store, StoredView, Trigger};
 
 use crate::error::ApiError;
 
@@ -29,7 +29,22 @@ pub struct ApiConfig {
     /// Other regions' API base URLs, by region name. Requests for an event
     /// homed elsewhere are redirected there. Empty: a single region.
     pub region_urls: std::collections::HashMap<String, String>,
+    /// How long this instance may answer polls from views it has read
+    /// ([`VIEW_REUSE_BEHIND_A_CDN`] on AWS). Zero: read the store each time
+    /// (the embedded store keeps its views in memory anyway).
+    pub view_reuse: Duration,
 }
+
+/// How long an API instance on AWS reuses a view it has read: as long as a
+/// CDN may (the guest view's `max-age`), so no poll sees older views than
+/// the CDN would serve.
+pub const VIEW_REUSE_BEHIND_A_CDN: Duration = Duration::from_secs(1);
+
+/// Events whose directory entries an instance keeps (each a few hundred
+/// bytes); beyond it, the least used are read again when asked for.
+const KEPT_EVENTS: u64 = 100_000;
+/// Events whose views an instance keeps for [`ApiConfig::view_reuse`].
+const KEPT_VIEWS: u64 = 10_000;
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -40,6 +55,7 @@ impl Default for ApiConfig {
             client_salt: b"openfloor".to_vec(),
             trust_forwarded_for: false,
             region_urls: std::collections::HashMap::new(),
+            view_reuse: Duration::ZERO,
         }
     }
 }
@@ -59,7 +75,10 @@ struct Shared {
     limits: crate::limits::RateLimits,
     /// Directory entries are written once, so a found one can be kept.
     /// (Misses are not kept: on AWS a new event may not have replicated yet.)
-    events: RwLock<HashMap<EventId, Arc<EventMeta>>>,
+    events: Cache<EventId, Arc<EventMeta>>,
+    /// Views read in the last [`ApiConfig::view_reuse`] (an inner `None`:
+    /// none stored yet); `None` when that is zero.
+    views: Option<Cache<EventId, Option<Arc<StoredView>>>>,
 }
 
 impl AppState {
@@ -72,12 +91,18 @@ impl AppState {
         Self {
             executor: Arc::new(Executor::new(store.clone(), trigger, clock.clone())),
             store,
-            config: Arc::new(config),
-            clock,
             inner: Arc::new(Shared {
                 limits: crate::limits::RateLimits::default(),
-                events: RwLock::new(HashMap::new()),
+                events: Cache::new(KEPT_EVENTS),
+                views: (!config.view_reuse.is_zero()).then(|| {
+                    Cache::builder()
+                        .max_capacity(KEPT_VIEWS)
+                        .time_to_live(config.view_reuse)
+                        .build()
+                }),
             }),
+            config: Arc::new(config),
+            clock,
         }
     }
 
@@ -93,14 +118,7 @@ impl AppState {
     /// The live (unexpired) event, or 404. Shared, not copied: every
     /// request looks its event up.
     pub async fn event(&self, id: EventId) -> Result<Arc<EventMeta>, ApiError> {
-        let cached = self
-            .inner
-            .events
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned();
-        let meta = match cached {
+        let meta = match self.inner.events.get(&id) {
             Some(meta) => meta,
             None => {
                 let meta = Arc::new(
@@ -110,11 +128,7 @@ impl AppState {
                         .await?
                         .ok_or(ApiError::NotFound("no such event"))?,
                 );
-                self.inner
-                    .events
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, meta.clone());
+                self.inner.events.insert(id, meta.clone());
                 meta
             }
         };
@@ -122,5 +136,24 @@ impl AppState {
             return Err(ApiError::NotFound("no such event (it has expired)"));
         }
         Ok(meta)
+    }
+
+    /// The event's stored views for a poll: as this instance read them
+    /// within [`ApiConfig::view_reuse`], else as the store has them
+    /// recently.
+    pub async fn recent_views(&self, event: EventId) -> Result<Option<Arc<StoredView>>, ApiError> {
+        if let Some(view) = self
+            .inner
+            .views
+            .as_ref()
+            .and_then(|views| views.get(&event))
+        {
+            return Ok(view);
+        }
+        let view = self.store.views.get_recent(event).await?;
+        if let Some(views) = &self.inner.views {
+            views.insert(event, view.clone());
+        }
+        Ok(view)
     }
 }

@@ -216,6 +216,7 @@ impl ServeArgs {
             client_salt,
             trust_forwarded_for: self.trust_forwarded_for,
             region_urls: self.region_urls.iter().cloned().collect(),
+            view_reuse: std::time::Duration::ZERO,
         }
     }
 }

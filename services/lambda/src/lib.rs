@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use openfloor_api::{AppState, SystemClock};
+use openfloor_api::{AppState, SystemClock, VIEW_REUSE_BEHIND_A_CDN};
 use openfloor_aws::stream::{event_of_partition, RecordsStreamTrigger};
 use openfloor_aws::Aws;
 pub use openfloor_config::LambdaSettings;
@@ -48,6 +48,7 @@ pub fn api_state_on(aws: &Aws, cli: &LambdaSettings) -> AppState {
     // Behind API Gateway or CloudFront, the client is the first
     // X-Forwarded-For address.
     config.trust_forwarded_for = true;
+    config.view_reuse = VIEW_REUSE_BEHIND_A_CDN;
     AppState::new(
         aws.store(),
         Arc::new(RecordsStreamTrigger),

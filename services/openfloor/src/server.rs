@@ -50,6 +50,8 @@ struct Backing {
     region: String,
     shards: u16,
     client_salt: Vec<u8>,
+    /// How long the API reuses a view it has read (zero: read each time).
+    view_reuse: Duration,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -66,11 +68,12 @@ pub async fn serve_with_clock(
         Backend::Embedded => embedded(&store_args.data, args, clock.clone())?,
         Backend::Aws => aws(store_args, args, clock.clone()).await?,
     };
-    let config = args.api_config(
+    let mut config = args.api_config(
         backing.region.clone(),
         backing.shards,
         backing.client_salt.clone(),
     );
+    config.view_reuse = backing.view_reuse;
     let app = AppState::new(
         backing.store.clone(),
         backing.trigger.clone(),
@@ -139,6 +142,8 @@ fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Res
         region: args.region.clone(),
         shards: 1,
         client_salt: args.client_salt(Some(sqlite.client_salt())),
+        // The SQLite store keeps its views in memory.
+        view_reuse: Duration::ZERO,
         tasks,
         stop,
     })
@@ -173,6 +178,7 @@ async fn aws(
         region,
         shards: args.shards,
         client_salt: args.client_salt(None),
+        view_reuse: openfloor_api::VIEW_REUSE_BEHIND_A_CDN,
         tasks,
         stop,
     })

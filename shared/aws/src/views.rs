@@ -246,22 +246,28 @@ impl DynamoStore {
 
     /// Reads the head, then the parts it points at; `None` if a part is
     /// gone (a newer head replaced it meanwhile).
-    async fn read_views(&self, event: EventId) -> StoreResult<Option<Option<StoredView>>> {
+    async fn read_views(
+        &self,
+        event: EventId,
+        consistency: Consistency,
+    ) -> StoreResult<Option<Option<StoredView>>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.views_table)
-            .consistent_read(true)
+            .consistent_read(consistency == Consistency::Strong)
             .key("event", s(event.to_string()))
             .send()
             .await
             .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
-        self.meter.read(&out.item, Consistency::Strong);
+        self.meter.read(&out.item, consistency);
         let Some(item) = out.item else {
             return Ok(Some(None));
         };
         let mut head: ViewItem = from_item(item, || format!("reading the views of event {event}"))?;
-        let mut parts = self.read_parts(event, &head.part_keys()).await?;
+        let mut parts = self
+            .read_parts(event, &head.part_keys(), consistency)
+            .await?;
         let (guest, host) = (head.guest.take(), head.host.take());
         let mut body = |which: Which, inline: Option<Vec<u8>>| -> Option<Vec<u8>> {
             if let Some(json) = inline {
@@ -290,11 +296,35 @@ impl DynamoStore {
         })))
     }
 
+    /// The views, read again while a newer head replaces the parts being
+    /// read. An eventually consistent read may also miss parts written just
+    /// before their head: the last attempt is strongly consistent.
+    async fn views_as_read(
+        &self,
+        event: EventId,
+        consistency: Consistency,
+    ) -> StoreResult<Option<Arc<StoredView>>> {
+        for attempt in 1..=READ_ATTEMPTS {
+            let consistency = if attempt == READ_ATTEMPTS {
+                Consistency::Strong
+            } else {
+                consistency
+            };
+            if let Some(view) = self.read_views(event, consistency).await? {
+                return Ok(view.map(Arc::new));
+            }
+        }
+        Err(StoreError::unavailable_msg(format!(
+            "the views of event {event} were replaced during each of {READ_ATTEMPTS} reads"
+        )))
+    }
+
     /// The parts under `keys` that exist, by key.
     async fn read_parts(
         &self,
         event: EventId,
         keys: &[String],
+        consistency: Consistency,
     ) -> StoreResult<HashMap<String, Vec<u8>>> {
         let mut found = HashMap::new();
         for batch in keys.chunks(PARTS_PER_BATCH) {
@@ -306,7 +336,7 @@ impl DynamoStore {
             while !pending.is_empty() {
                 let wanted = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
+                    .consistent_read(consistency == Consistency::Strong)
                     .build()
                     .map_err(|e| build_error("a batch of view parts", e))?;
                 let out = self
@@ -351,14 +381,14 @@ impl Views for DynamoStore {
         backend = "dynamodb", table = %self.views_table, event = %event,
     ))]
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
-        for _ in 0..READ_ATTEMPTS {
-            if let Some(view) = self.read_views(event).await? {
-                return Ok(view.map(Arc::new));
-            }
-        }
-        Err(StoreError::unavailable_msg(format!(
-            "the views of event {event} were replaced during each of {READ_ATTEMPTS} reads"
-        )))
+        self.views_as_read(event, Consistency::Strong).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event,
+    ))]
+    async fn get_recent(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
+        self.views_as_read(event, Consistency::Eventual).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(

@@ -280,6 +280,12 @@ pub trait Views: Send + Sync {
     /// it was stored.
     async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool>;
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>>;
+    /// The views as they were recently (on DynamoDB: eventually consistent,
+    /// half the price; usually under a second behind): for polls, which
+    /// are a second apart anyway. Never for the projector's own decisions.
+    async fn get_recent(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
+        self.get(event).await
+    }
     /// Stores `view` whatever is stored: only for an operator's repair
     /// (`verify --repair`), when the stored view is known to be wrong.
     async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()>;

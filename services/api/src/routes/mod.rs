@@ -44,7 +44,7 @@ async fn stored_view(
     app: &AppState,
     meta: &EventMeta,
 ) -> Result<std::sync::Arc<StoredView>, ApiError> {
-    if let Some(view) = app.store.views.get(meta.id).await? {
+    if let Some(view) = app.recent_views(meta.id).await? {
         return Ok(view);
     }
     let views = render_created(meta.id, &meta.title);
