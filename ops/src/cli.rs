@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use openfloor_domain::clock::{Clock, SystemClock};
 use openfloor_domain::ids::EventId;
-use openfloor_store::sqlite::SqliteStore;
+use openfloor_store::sqlite::{SqliteStore, WriterLock};
 use openfloor_store::Store;
 
 use crate::audit::{audit, render_json_lines, render_text, SignalRules};
@@ -84,7 +84,28 @@ fn input(file: Option<&Path>) -> anyhow::Result<Box<dyn std::io::BufRead>> {
     })
 }
 
+impl OpsCommand {
+    /// Whether the command writes to the store. A writing command needs the
+    /// data directory to itself ([`WriterLock`]); the others run beside a
+    /// server.
+    pub fn writes(&self) -> bool {
+        match self {
+            OpsCommand::Verify { repair, .. } => *repair,
+            OpsCommand::Import { .. } | OpsCommand::PurgeExpired => true,
+            OpsCommand::Replay { .. }
+            | OpsCommand::Audit { .. }
+            | OpsCommand::Export { .. }
+            | OpsCommand::CheckExport { .. } => false,
+        }
+    }
+}
+
 pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode> {
+    // Held for the whole run: a server cannot start meanwhile either.
+    let _lock = match &backend {
+        OpsBackend::Embedded(data) if op.writes() => Some(WriterLock::acquire(data)?),
+        _ => None,
+    };
     let (sqlite, store) = match backend {
         OpsBackend::Embedded(data) => {
             let sqlite = SqliteStore::open(&data)

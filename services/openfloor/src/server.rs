@@ -15,7 +15,7 @@ use openfloor_aws::Aws;
 use openfloor_domain::clock::{Clock, SystemClock};
 use openfloor_projector::service::ProjectorService;
 use openfloor_projector::Projector;
-use openfloor_store::sqlite::SqliteStore;
+use openfloor_store::sqlite::{SqliteStore, WriterLock};
 use openfloor_store::{cause_chain, LocalTrigger, Store, Trigger};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,8 @@ struct Backing {
     client_salt: Vec<u8>,
     /// How long the API reuses a view it has read (zero: read each time).
     view_reuse: Duration,
+    /// The embedded store's data directory, held while the server runs.
+    _lock: Option<WriterLock>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -97,6 +99,9 @@ pub async fn serve_with_clock(
 }
 
 fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Backing> {
+    // Before anything is opened: a second server on this directory stops
+    // here, with the reason.
+    let lock = WriterLock::acquire(data)?;
     let sqlite = SqliteStore::open(data)?;
     let store = sqlite.store();
     let trigger = Arc::new(LocalTrigger::new());
@@ -144,6 +149,7 @@ fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Res
         client_salt: args.client_salt(Some(sqlite.client_salt())),
         // The SQLite store keeps its views in memory.
         view_reuse: Duration::ZERO,
+        _lock: Some(lock),
         tasks,
         stop,
     })
@@ -179,6 +185,7 @@ async fn aws(
         shards: args.shards,
         client_salt: args.client_salt(None),
         view_reuse: openfloor_api::VIEW_REUSE_BEHIND_A_CDN,
+        _lock: None,
         tasks,
         stop,
     })

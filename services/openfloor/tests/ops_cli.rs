@@ -211,3 +211,76 @@ async fn replay_verify_export_and_import_from_the_command_line() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no event"));
 }
+
+/// The stderr of a command that must have failed.
+fn refusal(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "should have been refused: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One writing process per data directory: a second server and the
+/// writing operator commands are refused beside a running server, with the
+/// reason; the reading commands run beside it; once it stops, the writing
+/// commands run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_running_server_only_the_reading_commands_run() {
+    let data = tempfile::tempdir().unwrap();
+    let (eid, _, _) = host_an_event(data.path()).await;
+    let export = text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["export", &eid],
+        None,
+    ));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let server = Server::start(OPENFLOOR, elsewhere.path(), &[]);
+
+    let second = refusal(&process::run(
+        OPENFLOOR,
+        elsewhere.path(),
+        &["--listen", "127.0.0.1:0"],
+        None,
+    ));
+    assert!(second.contains("openfloor.lock"), "{second}");
+    for writing in [
+        vec!["import"],
+        vec!["verify", "--all", "--repair"],
+        vec!["purge-expired"],
+    ] {
+        let refused = refusal(&process::run(
+            OPENFLOOR,
+            elsewhere.path(),
+            &writing,
+            Some(export.as_bytes()),
+        ));
+        assert!(
+            refused.contains("another openfloor process is writing"),
+            "{writing:?}: {refused}"
+        );
+    }
+    // Nothing was imported: the running server does not know the event.
+    let api = ApiClient::new(&server.base);
+    let r = api.get(&format!("/api/events/{eid}")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // Reading commands run beside the server.
+    let verified = text(&process::run(
+        OPENFLOOR,
+        elsewhere.path(),
+        &["verify", "--all"],
+        None,
+    ));
+    assert!(verified.contains("0 events verified"), "{verified}");
+
+    drop(server);
+    let imported = text(&process::run(
+        OPENFLOOR,
+        elsewhere.path(),
+        &["import"],
+        Some(export.as_bytes()),
+    ));
+    assert!(imported.contains("event created"), "{imported}");
+}

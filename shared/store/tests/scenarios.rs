@@ -105,3 +105,34 @@ fn sqlite_calls_open_debug_spans_naming_backend_event_and_key() {
     assert!(output.contains(&expected), "{output}");
     assert!(output.contains("DEBUG"), "{output}");
 }
+
+/// Two processes writing one data directory (the server, and an operator
+/// command that should not run beside it but did): the commit-order numbers
+/// come from the database inside each write's transaction, so neither
+/// writer's appends fail or hide the other's from an incremental reader.
+#[tokio::test]
+async fn sqlite_writers_sharing_a_directory_number_records_in_commit_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(dir.path()).unwrap().store();
+    let second = SqliteStore::open(dir.path()).unwrap().store();
+    let log = event(1);
+    for ms in 1..=20u64 {
+        let writer = if ms % 2 == 0 { &first } else { &second };
+        let record = vote(log, ms, u128::from(ms), 1, 1);
+        assert_eq!(
+            writer.log.append(log, record).await.unwrap(),
+            openfloor_store::Appended::Inserted
+        );
+    }
+    let (records, _) = first
+        .log
+        .read_since(log, openfloor_store::LogCursor::default())
+        .await
+        .unwrap()
+        .expect("SQLite hands out cursors");
+    assert_eq!(
+        records.len(),
+        20,
+        "every record, whichever process wrote it"
+    );
+}

@@ -8,19 +8,23 @@
 //! - `reads`: a small pool of read-only connections, which WAL lets run
 //!   beside the writer, and the read queries;
 //! - `views`: the in-memory copy of the views;
-//! - `retention`: purging expired events.
+//! - `retention`: purging expired events;
+//! - `lock`: one writing process per data directory ([`WriterLock`]).
 //!
 //! Point reads (a key, the latest of a sequence) take microseconds and never
 //! wait for the writer, so they run on the calling thread, saving the thread
 //! hand-off that profiling showed dominating the vote path; whole-event
 //! reads go to the blocking pool.
 
+mod lock;
 mod reads;
 mod retention;
 mod schema;
 mod views;
 mod writer;
 mod writes;
+
+pub use lock::{LockError, WriterLock, LOCK_FILE};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -12,7 +12,8 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{StoreError, StoreResult};
@@ -175,15 +176,6 @@ impl Writer {
 }
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn Pending>>) {
-    // The next commit-order number. Numbers of a failed batch are skipped,
-    // never reused out of order; gaps are harmless.
-    let mut next_seq: i64 = match conn.query_row(SELECT_NEXT_SEQ, [], |r| r.get::<_, String>(0)) {
-        Ok(v) => v.parse().unwrap_or(1),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the commit counter; the writer stops");
-            return;
-        }
-    };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -193,7 +185,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn Pending>>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &mut batch, &mut next_seq);
+        commit_batch(&mut conn, &mut batch);
     }
 }
 
@@ -201,11 +193,11 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn Pending>>) {
 /// each with its outcome once the commit is durable, or every one with the
 /// error if anything failed (then none of them happened). Leaves `batch`
 /// empty.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Pending>>, next_seq: &mut i64) {
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Pending>>) {
     let writes = batch.len();
     let mut applied = Vec::with_capacity(writes);
     let mut unapplied = batch.drain(..);
-    match apply_and_commit(conn, &mut unapplied, &mut applied, next_seq) {
+    match apply_and_commit(conn, &mut unapplied, &mut applied) {
         Ok(()) => {
             for write in applied {
                 write.answer(Ok(()));
@@ -230,18 +222,29 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Pending>>, next_s
 /// Applies writes from `unapplied` in queue order, moving each into
 /// `applied`, then commits. Stops at the first failure, leaving the rest in
 /// `unapplied`.
+///
+/// The commit-order numbers come from the counter in the database, read
+/// inside the transaction, which takes SQLite's write lock at its start
+/// (`BEGIN IMMEDIATE`): whichever process writes (the server, or an
+/// operator command while no server runs), numbers follow commit order and
+/// are never handed out twice. A failed batch commits nothing, so its
+/// numbers were never seen and are handed out again.
 fn apply_and_commit(
     conn: &mut Connection,
     unapplied: &mut impl Iterator<Item = Box<dyn Pending>>,
     applied: &mut Vec<Box<dyn Applied>>,
-    next_seq: &mut i64,
 ) -> Result<(), BatchError> {
-    let tx = conn.transaction()?;
-    let first_seq = *next_seq;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let first_seq: i64 = tx
+        .prepare_cached(SELECT_NEXT_SEQ)?
+        .query_row([], |r| r.get::<_, String>(0))?
+        .parse()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))?;
+    let mut next_seq = first_seq;
     for write in unapplied {
-        applied.push(write.apply(&tx, next_seq)?);
+        applied.push(write.apply(&tx, &mut next_seq)?);
     }
-    if *next_seq != first_seq {
+    if next_seq != first_seq {
         tx.prepare_cached(UPDATE_NEXT_SEQ)?
             .execute(params![next_seq.to_string()])?;
     }
@@ -318,9 +321,8 @@ mod tests {
         let (failing, mut failing_answer) = queued(Fails);
         let (last, mut last_answer) = queued(append(2));
         let mut batch = vec![first, failing, last];
-        let mut next_seq = 1;
 
-        commit_batch(&mut conn, &mut batch, &mut next_seq);
+        commit_batch(&mut conn, &mut batch);
 
         assert!(batch.is_empty());
         for error in [
@@ -335,17 +337,20 @@ mod tests {
         assert!(error.to_string().contains("failing on purpose"), "{error}");
         let cause = error.source().unwrap().to_string();
         assert!(cause.contains("no_such_table"), "{cause}");
-        // Nothing of the batch happened; its numbers are skipped, not reused.
+        // Nothing of the batch happened, its numbers included: nobody saw
+        // them, so they are handed out again.
         let reader = schema::open_reader(&path).unwrap();
         assert!(reads::event_records(&reader, log.event).unwrap().is_empty());
-        assert_eq!(next_seq, 2);
+        let counter = |c: &Connection| c.query_row(SELECT_NEXT_SEQ, [], |r| r.get::<_, String>(0));
+        assert_eq!(counter(&reader).unwrap(), "1");
 
         let (again, mut again_answer) = queued(append(1));
-        commit_batch(&mut conn, &mut vec![again], &mut next_seq);
+        commit_batch(&mut conn, &mut vec![again]);
         assert_eq!(
             again_answer.try_recv().unwrap().unwrap(),
             Appended::Inserted
         );
         assert_eq!(reads::event_records(&reader, log.event).unwrap().len(), 1);
+        assert_eq!(counter(&reader).unwrap(), "2");
     }
 }
