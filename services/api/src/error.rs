@@ -46,6 +46,9 @@ pub enum ApiError {
     Refused(#[from] Refusal),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The client did not send the body it announced in time.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// Too many requests from one voter; the seconds to wait.
     #[error("too many requests; try again in {0} s")]
     RateLimited(u64),
@@ -89,6 +92,7 @@ impl ApiError {
                 (StatusCode::CONFLICT, "sequence_exhausted")
             }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::HomedElsewhere { .. } => (StatusCode::SERVICE_UNAVAILABLE, "homed_elsewhere"),

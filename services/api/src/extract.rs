@@ -33,6 +33,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                } else if timed_out(&e) {
+                    ApiError::BodyTimeout
                 } else {
                     ApiError::BadRequest(format!(
                         "could not read the request body: {}",
@@ -53,6 +55,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
     }
+}
+
+/// Whether reading the body failed because the client stopped sending it
+/// (the serving layer's body timeout, [`crate::ConnectionLimits`]).
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// `{eid}` of the path.

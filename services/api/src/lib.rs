@@ -7,6 +7,7 @@ pub mod extract;
 pub mod limits;
 pub mod routes;
 pub mod routing;
+pub mod serve;
 pub mod state;
 pub mod voter;
 
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use openfloor_domain::clock::{Clock, SystemClock};
+pub use serve::{serve, serve_with, ConnectionLimits};
 pub use state::{ApiConfig, AppState, VIEW_REUSE_BEHIND_A_CDN};
 
 use routes::{client, events, host, questions};
@@ -230,19 +232,4 @@ async fn method_not_allowed() -> impl IntoResponse {
     let mut r = ApiError::BadRequest("method not allowed on this route".into()).into_response();
     *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     r
-}
-
-/// Serves the router on `listener` until `shutdown` resolves, recording
-/// each connection's peer address (hashed into records for abuse audits).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser};
 use openfloor_domain::secret::HostSecret;
@@ -177,6 +178,28 @@ pub struct ServeArgs {
     /// only behind a proxy that sets it.
     #[arg(long, env = "OPENFLOOR_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+
+    /// How long a client may take to send a request's headers, counted from
+    /// when the server waits for them (so idle connections close too).
+    #[arg(long, env = "OPENFLOOR_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_timeout: Duration,
+
+    /// How long a client may take to send a request's body.
+    #[arg(long, env = "OPENFLOOR_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub body_timeout: Duration,
+
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "OPENFLOOR_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// How long a stop waits for requests in flight.
+    #[arg(long, env = "OPENFLOOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// A duration as people write it: `10s`, `500ms`, `1m`.
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 10s: {e}"))
 }
 
 impl ServeArgs {
@@ -198,6 +221,16 @@ impl ServeArgs {
                 // 160 random bits, as for a host secret.
                 HostSecret::generate().expose().as_bytes().to_vec()
             }
+        }
+    }
+
+    /// What one connection may take of the server.
+    pub fn connection_limits(&self) -> openfloor_api::ConnectionLimits {
+        openfloor_api::ConnectionLimits {
+            header_read: self.header_timeout,
+            body_read: self.body_timeout,
+            max_connections: self.max_connections,
+            shutdown_grace: self.shutdown_grace,
         }
     }
 

@@ -90,7 +90,7 @@ pub async fn serve_with_clock(
         "openfloor listening"
     );
     println!("openfloor listening on http://{addr}");
-    openfloor_api::serve(listener, app, shutdown).await?;
+    openfloor_api::serve_with(listener, app, args.connection_limits(), shutdown).await?;
     backing.stop.cancel();
     backing.tasks.close();
     backing.tasks.wait().await;

@@ -56,6 +56,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let limits = openfloor_api::ConnectionLimits::default();
     let args = ServeArgs {
         listen: listener.local_addr().unwrap(),
         region: "local".into(),
@@ -64,6 +65,10 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
         retention_days: 30,
         trust_forwarded_for: false,
         region_urls: Vec::new(),
+        header_timeout: limits.header_read,
+        body_timeout: limits.body_read,
+        max_connections: limits.max_connections,
+        shutdown_grace: limits.shutdown_grace,
     };
     let store_args = StoreArgs {
         backend: Backend::Embedded,

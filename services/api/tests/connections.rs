@@ -1,0 +1,142 @@
+//! The serving loop's limits, tried with a raw socket as a slow or idle
+//! client would use one: none of them can hold a connection, or a stop,
+//! for longer than the limits allow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openfloor_api::{serve_with, ApiConfig, AppState, ConnectionLimits, SystemClock};
+use openfloor_store::memory::MemoryStore;
+use openfloor_store::LocalTrigger;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// Short limits, so that the tests wait little.
+fn limits() -> ConnectionLimits {
+    ConnectionLimits {
+        header_read: Duration::from_millis(300),
+        body_read: Duration::from_millis(300),
+        max_connections: 64,
+        shutdown_grace: Duration::from_millis(300),
+    }
+}
+
+/// A server with `limits` on a free port; its address, a stop switch, and
+/// the task that ends when serving has ended.
+async fn server(
+    limits: ConnectionLimits,
+) -> (
+    std::net::SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = AppState::new(
+        MemoryStore::store(),
+        Arc::new(LocalTrigger::new()),
+        ApiConfig::default(),
+        Arc::new(SystemClock),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        serve_with(listener, app, limits, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, stop, task)
+}
+
+/// Reads until the server closes the connection; what it sent. Gives up
+/// (failing the test) after five seconds, far beyond every limit here.
+async fn until_closed(stream: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut seen))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn half_sent_headers_are_cut_off() {
+    let (addr, _stop, _task) = server(limits()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert_eq!(until_closed(&mut stream).await, "", "no answer, closed");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let (addr, _stop, _task) = server(limits()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let seen = until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_gets_408_and_stores_nothing() {
+    let (addr, _stop, _task) = server(limits()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"title\":",
+        )
+        .await
+        .unwrap();
+    let seen = until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+    assert!(seen.contains("request_timeout"), "{seen}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_and_are_then_served() {
+    let (addr, _stop, _task) = server(ConnectionLimits {
+        max_connections: 1,
+        ..limits()
+    })
+    .await;
+    // The one place is taken by a client that sends nothing...
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    // ... so this one waits until the idle one is cut off, then is served.
+    let mut waiting = TcpStream::connect(addr).await.unwrap();
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let seen = until_closed(&mut waiting).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert_eq!(until_closed(&mut idle).await, "");
+}
+
+#[tokio::test]
+async fn a_stop_waits_for_slow_clients_no_longer_than_its_grace() {
+    let (addr, stop, task) = server(ConnectionLimits {
+        // Headers may take a minute: only the grace can end this stop.
+        header_read: Duration::from_secs(60),
+        ..limits()
+    })
+    .await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Let the server take the connection before stopping it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("serving ends once the grace is over")
+        .unwrap();
+}
