@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use openfloor_api::{serve_with, ApiConfig, AppState, ConnectionLimits, SystemClock};
 use openfloor_store::memory::MemoryStore;
-use openfloor_store::LocalTrigger;
+use openfloor_store::{LocalTrigger, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -22,9 +22,10 @@ fn limits() -> ConnectionLimits {
     }
 }
 
-/// A server with `limits` on a free port; its address, a stop switch, and
-/// the task that ends when serving has ended.
-async fn server(
+/// A server with `limits` on a free port over `store`; its address, a stop
+/// switch, and the task that ends when serving has ended.
+async fn server_on(
+    store: Store,
     limits: ConnectionLimits,
 ) -> (
     std::net::SocketAddr,
@@ -34,7 +35,7 @@ async fn server(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = AppState::new(
-        MemoryStore::store(),
+        store,
         Arc::new(LocalTrigger::new()),
         ApiConfig::default(),
         Arc::new(SystemClock),
@@ -48,6 +49,16 @@ async fn server(
         .unwrap();
     });
     (addr, stop, task)
+}
+
+async fn server(
+    limits: ConnectionLimits,
+) -> (
+    std::net::SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    server_on(MemoryStore::store(), limits).await
 }
 
 /// Reads until the server closes the connection; what it sent. Gives up
@@ -86,7 +97,8 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn a_body_that_does_not_arrive_gets_408_and_stores_nothing() {
-    let (addr, _stop, _task) = server(limits()).await;
+    let store = MemoryStore::store();
+    let (addr, _stop, _task) = server_on(store.clone(), limits()).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(
@@ -98,6 +110,7 @@ async fn a_body_that_does_not_arrive_gets_408_and_stores_nothing() {
     let seen = until_closed(&mut stream).await;
     assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
     assert!(seen.contains("request_timeout"), "{seen}");
+    assert!(store.directory.list().await.unwrap().is_empty());
 }
 
 #[tokio::test]
