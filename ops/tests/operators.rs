@@ -265,3 +265,45 @@ async fn a_damaged_export_is_rejected_naming_the_line() {
         );
     }
 }
+
+/// Numbers at the edge: an export whose record leaves its sequence no room
+/// for a next change is refused whole, naming the line, before anything is
+/// stored; an event that expires past what SQLite's signed integers hold
+/// (2^63 ms) is kept as never expiring, not wrapped into the past and
+/// purged at once.
+#[tokio::test]
+async fn numbers_at_the_edge_are_refused_or_kept_never_wrapped() {
+    let meta = meta();
+    let mut records = history(meta.id);
+    let last = records.len() - 1;
+    records[last].body = RecordBody::Open {
+        n: u32::MAX,
+        value: false,
+    };
+    let mut file = Vec::new();
+    write_export(&meta, &mut records, &mut file).unwrap();
+    let err = read_export(&file[..]).unwrap_err().to_string();
+    assert!(err.contains("leaves no room"), "{err}");
+    assert!(
+        err.contains(&format!("line {}", records.len() + 1)),
+        "{err}"
+    );
+
+    let mut far = meta.clone();
+    far.expires_at = 1 << 63;
+    let mut records = history(far.id);
+    let mut file = Vec::new();
+    write_export(&far, &mut records, &mut file).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path()).unwrap();
+    let store = sqlite.store();
+    import(&store, read_export(&file[..]).unwrap())
+        .await
+        .unwrap();
+    let purged = sqlite.purge_expired(T0 + 1_000).await.unwrap();
+    assert_eq!(purged, 0, "an event expiring in 2^63 ms is not expired now");
+    assert_eq!(
+        store.log.read_event(far.log()).await.unwrap().len(),
+        records.len()
+    );
+}

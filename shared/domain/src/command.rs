@@ -21,7 +21,7 @@
 use crate::fold::EventState;
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
 use crate::input::{AuthorName, QuestionText};
-use crate::record::{Record, RecordBody, RecordKey, Sequence};
+use crate::record::{Record, RecordBody, RecordKey, Sequence, MAX_SEQUENCE_NUMBER};
 
 /// One point read a command needs before it can decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +57,9 @@ pub enum Refusal {
     /// A client-minted question id was used again with other content.
     #[error("a question with this id already exists with other content")]
     QuestionIdReused,
-    /// A numbered sequence has no room for one more change (only an
-    /// imported log could get there; `u32::MAX` changes cannot be made).
+    /// A numbered sequence has no room for one more change: the service
+    /// stops one short of [`MAX_SEQUENCE_NUMBER`], after about four billion
+    /// changes of one item.
     #[error("this item cannot be changed any more")]
     SequenceExhausted,
 }
@@ -212,6 +213,7 @@ fn next_n(latest: Option<&Record>) -> Result<u32, Refusal> {
         .and_then(Record::n)
         .unwrap_or(0)
         .checked_add(1)
+        .filter(|n| *n < MAX_SEQUENCE_NUMBER)
         .ok_or(Refusal::SequenceExhausted)
 }
 
@@ -658,7 +660,7 @@ mod tests {
             4_000,
             RecordBody::Hidden {
                 question,
-                n: u32::MAX,
+                n: MAX_SEQUENCE_NUMBER - 1,
                 value: false,
             },
         );
@@ -668,8 +670,19 @@ mod tests {
             value: true,
         });
         assert_eq!(
-            decide(&hide, event, vec![q, Some(last)]),
-            Decision::Refuse(Refusal::SequenceExhausted)
+            decide(&hide, event, vec![q.clone(), Some(last.clone())]),
+            Decision::Refuse(Refusal::SequenceExhausted),
+            "the last usable number is taken: no n = MAX_SEQUENCE_NUMBER"
         );
+        let mut before = last;
+        before.body = RecordBody::Hidden {
+            question,
+            n: MAX_SEQUENCE_NUMBER - 2,
+            value: false,
+        };
+        assert!(matches!(
+            decide(&hide, event, vec![q, Some(before)]),
+            Decision::Append(RecordBody::Hidden { n, .. }) if n == MAX_SEQUENCE_NUMBER - 1
+        ));
     }
 }

@@ -280,10 +280,22 @@ impl Record {
     pub fn check(&self) -> Result<(), String> {
         match self.n() {
             Some(0) => Err(format!("record {}: sequence numbers start at 1", self.id)),
+            Some(MAX_SEQUENCE_NUMBER..) => Err(format!(
+                "record {}: sequence number {} leaves no room for the next change \
+                 (at most {})",
+                self.id,
+                self.n().unwrap_or_default(),
+                MAX_SEQUENCE_NUMBER - 1
+            )),
             _ => Ok(()),
         }
     }
 }
+
+/// The first sequence number that is never used: the service stops a
+/// sequence one short of it (a 409 `sequence_exhausted`), so that every
+/// stored number has room for a next one and no arithmetic can wrap.
+pub const MAX_SEQUENCE_NUMBER: u32 = u32::MAX;
 
 /// A record's deterministic identity within its event. Keys of one sequence
 /// share a prefix and sort by n, so "the latest of a sequence" is the last
@@ -412,6 +424,25 @@ mod tests {
 
     fn eid() -> EventId {
         EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, 7))
+    }
+
+    #[test]
+    fn a_record_must_leave_its_sequence_room_for_a_next_number() {
+        let hidden = |n| Record {
+            id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_001, 1)),
+            event: eid(),
+            client: None,
+            body: RecordBody::Hidden {
+                question: QuestionId::from_ulid(Ulid::from_parts(1, 1)),
+                n,
+                value: true,
+            },
+        };
+        assert!(hidden(0).check().is_err());
+        assert!(hidden(1).check().is_ok());
+        assert!(hidden(MAX_SEQUENCE_NUMBER - 1).check().is_ok());
+        let refused = hidden(MAX_SEQUENCE_NUMBER).check().unwrap_err();
+        assert!(refused.contains("leaves no room"), "{refused}");
     }
 
     #[test]

@@ -101,7 +101,10 @@ impl Write for CreateEvent {
         let json = serde_json::to_string(meta).expect("event meta serializes");
         let inserted = tx.prepare_cached(INSERT_EVENT)?.execute(params![
             meta.id.to_string(),
-            meta.expires_at as i64,
+            // SQLite's integers are signed: a time past 2^63 ms (some 292
+            // million years) is kept as the latest it can hold, never
+            // wrapped to a negative (which would purge the event at once).
+            i64::try_from(meta.expires_at).unwrap_or(i64::MAX),
             json
         ])?;
         Ok(inserted == 1)
@@ -129,7 +132,7 @@ impl Write for StoreView {
         let view = &self.view;
         let stored = tx.prepare_cached(UPSERT_VIEW)?.execute(params![
             self.event.to_string(),
-            view.records as i64,
+            i64::try_from(view.records).unwrap_or(i64::MAX),
             view.guest.json,
             view.guest.version,
             view.host.json,
