@@ -101,6 +101,21 @@ impl OpsCommand {
 }
 
 pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode> {
+    if let OpsBackend::Embedded(data) = &backend {
+        // Only an import may start a store (and checking an export needs
+        // none); anything else on a directory without one is a mistyped
+        // --data, and must not report "0 events" as if all were well.
+        let needs_store = !matches!(
+            op,
+            OpsCommand::Import { .. } | OpsCommand::CheckExport { .. }
+        );
+        if needs_store && !SqliteStore::exists_in(data) {
+            anyhow::bail!(
+                "{} holds no openfloor store: is --data right? (nothing was created)",
+                data.display()
+            );
+        }
+    }
     // Held for the whole run: a server cannot start meanwhile either.
     let _lock = match &backend {
         OpsBackend::Embedded(data) if op.writes() => Some(WriterLock::acquire(data)?),

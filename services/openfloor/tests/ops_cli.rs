@@ -284,3 +284,24 @@ async fn beside_a_running_server_only_the_reading_commands_run() {
     ));
     assert!(imported.contains("event created"), "{imported}");
 }
+
+/// A mistyped --data: the commands that need a store say so and create
+/// nothing, instead of reporting "0 events verified" on a new empty one.
+#[test]
+fn a_directory_without_a_store_is_refused_and_left_as_it_was() {
+    let parent = tempfile::tempdir().unwrap();
+    let typo = parent.path().join("openfloor-dta");
+    for command in [
+        vec!["verify", "--all"],
+        vec!["verify", "--all", "--repair"],
+        vec!["purge-expired"],
+        vec!["replay", "01JD0000000000000000000001"],
+    ] {
+        let refused = refusal(&process::run(OPENFLOOR, &typo, &command, None));
+        assert!(
+            refused.contains("holds no openfloor store"),
+            "{command:?}: {refused}"
+        );
+        assert!(!typo.exists(), "{command:?} created {}", typo.display());
+    }
+}

@@ -29,7 +29,7 @@ fn checked(
     allow_empty: bool,
 ) -> Result<String, InvalidText> {
     let text = raw.trim();
-    if text.is_empty() && !allow_empty {
+    if !allow_empty && text.chars().all(is_invisible) {
         return Err(InvalidText::Empty { what });
     }
     let got = text.chars().count();
@@ -43,6 +43,23 @@ fn checked(
         return Err(InvalidText::ControlCharacter { what });
     }
     Ok(text.to_owned())
+}
+
+/// Characters that show nothing: white space, and the zero-width and
+/// direction-control characters that `trim` keeps (U+200B–U+200F,
+/// U+202A–U+202E, U+2060–U+2064, U+2066–U+2069, U+FEFF). A required text
+/// made only of these is empty to a reader, so it is refused as empty;
+/// inside visible text they are kept (they join emoji and mark scripts).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 macro_rules! text_type {
@@ -150,6 +167,28 @@ mod tests {
             "Ada"
         );
         assert!(AuthorName::parse_optional(Some(&"a".repeat(101))).is_err());
+    }
+
+    #[test]
+    fn a_question_of_only_invisible_characters_is_empty() {
+        for invisible in [
+            "\u{200B}",
+            "\u{FEFF}\u{200D}",
+            " \u{202E}\u{2066} ",
+            "\u{2060}",
+        ] {
+            assert!(
+                matches!(
+                    QuestionText::parse(invisible),
+                    Err(InvalidText::Empty { .. })
+                ),
+                "{invisible:?}"
+            );
+        }
+        // Kept inside visible text: a joined emoji, a direction mark.
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(QuestionText::parse(family).unwrap().as_str(), family);
+        assert!(QuestionText::parse("\u{200F}why?").is_ok());
     }
 
     #[test]

@@ -62,6 +62,12 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in directory `dir`.
+    /// Whether `dir` holds a store (an operator's `--data` may be mistyped;
+    /// opening would create an empty one there).
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join(DATABASE_FILE).is_file()
+    }
+
     pub fn open(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::unavailable(format!("creating {}", dir.display()), e))?;
