@@ -271,7 +271,7 @@ impl Projector {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(last_round + PROJECTION_PACING) => {},
-                () = &mut shutdown => return,
+                () = &mut shutdown => break,
             }
             let batch = tokio::select! {
                 batch = trigger.next_batch() => batch,
@@ -280,22 +280,43 @@ impl Projector {
                     tracing::debug!(evicted, "dropped idle event states");
                     continue;
                 }
-                () = &mut shutdown => return,
+                () = &mut shutdown => break,
             };
             last_round = tokio::time::Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for event in batch {
-                let this = self.clone();
-                let trigger = trigger.clone();
-                tasks.spawn(async move {
-                    if let Err(error) = this.project(event).await {
-                        tracing::warn!(%event, %error, "projection failed; retrying shortly");
-                        tokio::time::sleep(RETRY_AFTER_FAILURE).await;
-                        trigger.notify(event);
-                    }
-                });
-            }
-            while tasks.join_next().await.is_some() {}
+            self.project_round(&trigger, batch).await;
         }
+        // A stop comes after the API has answered its last request: what
+        // it acknowledged is projected before the process ends, so views
+        // and log agree after a clean stop (`verify` finds nothing).
+        let pending = trigger.take_pending();
+        if !pending.is_empty() {
+            tracing::info!(events = pending.len(), "projecting before stopping");
+            for event in pending {
+                if let Err(error) = self.project(event).await {
+                    tracing::warn!(
+                        %event,
+                        %error,
+                        "projection at stop failed; the next start's catch-up repairs it"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Projects `batch` concurrently; a failed event is retried shortly.
+    async fn project_round(self: &Arc<Self>, trigger: &Arc<LocalTrigger>, batch: Vec<EventId>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for event in batch {
+            let this = self.clone();
+            let trigger = trigger.clone();
+            tasks.spawn(async move {
+                if let Err(error) = this.project(event).await {
+                    tracing::warn!(%event, %error, "projection failed; retrying shortly");
+                    tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+                    trigger.notify(event);
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
     }
 }

@@ -133,10 +133,9 @@ async fn idle_states_are_dropped_and_rebuilt_from_the_log() {
     let store = MemoryStore::store();
     let meta = event();
     store.directory.create(&meta).await.unwrap();
-    let records = history(meta.id, 50);
     store
         .log
-        .append_batch(meta.log(), records.clone())
+        .append_batch(meta.log(), history(meta.id, 50))
         .await
         .unwrap();
     let projector = Projector::new(store.clone());
@@ -185,4 +184,32 @@ async fn a_regions_projector_leaves_other_regions_events_alone() {
     let home =
         openfloor_projector::service::ProjectorService::new(store.clone(), "us-east-1".into());
     assert_eq!(home.sweep().await.unwrap().changed, 1);
+}
+
+/// A stop right after the API's last acknowledgement: the events still
+/// marked dirty are projected before `run` returns, so a clean stop leaves
+/// views and log in agreement.
+#[tokio::test]
+async fn a_stop_projects_what_is_still_pending() {
+    let store = MemoryStore::store();
+    let meta = event();
+    store.directory.create(&meta).await.unwrap();
+    store
+        .log
+        .append_batch(meta.log(), history(meta.id, 50))
+        .await
+        .unwrap();
+    let trigger = Arc::new(openfloor_store::LocalTrigger::new());
+    openfloor_store::Trigger::notify(trigger.as_ref(), meta.id);
+    let projector = Projector::new(store.clone());
+    // The stop has already come when the loop starts.
+    projector.run(trigger.clone(), std::future::ready(())).await;
+    let view = store.views.get(meta.id).await.unwrap();
+    let logged = store.log.read_event(meta.log()).await.unwrap().len() as u64;
+    assert_eq!(
+        view.map(|v| v.records),
+        Some(logged),
+        "projected before stopping"
+    );
+    assert!(trigger.take_pending().is_empty());
 }

@@ -65,6 +65,11 @@ impl LocalTrigger {
         }
     }
 
+    /// Takes the events dirty now, without waiting (a stop's last round).
+    pub fn take_pending(&self) -> Vec<EventId> {
+        std::mem::take(&mut *self.lock()).into_iter().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<EventId>> {
         // A panic while holding this lock cannot leave the set half-updated
         // (insert and take are single operations), so poisoning is ignored.
