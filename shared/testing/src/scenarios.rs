@@ -314,17 +314,31 @@ macro_rules! backend_scenarios {
     ($backend:ident, $fresh:ident) => {
         mod $backend {
             $crate::backend_scenarios!(@each $fresh;
-                append_is_idempotent_and_returns_the_stored_record,
-                latest_finds_the_highest_n_of_exactly_one_sequence,
-                events_are_isolated,
-                pages_come_in_record_id_order,
-                incremental_reads_never_skip,
-                directory_entries_are_written_once,
-                views_never_regress,
-                concurrent_appends_of_one_key_store_it_once,
-                large_events_are_read_whole
+                concurrent_appends_of_one_key_store_it_once
             );
+            $crate::backend_scenarios!(@sequential $fresh);
         }
+    };
+    // For a stand-in whose conditional writes are not atomic under
+    // concurrent requests (a CI run saw moto let two of sixteen racing
+    // conditional appends of one key both succeed, which DynamoDB itself
+    // never does): every scenario but that race.
+    ($backend:ident, $fresh:ident, except_racing_writes) => {
+        mod $backend {
+            $crate::backend_scenarios!(@sequential $fresh);
+        }
+    };
+    (@sequential $fresh:ident) => {
+        $crate::backend_scenarios!(@each $fresh;
+            append_is_idempotent_and_returns_the_stored_record,
+            latest_finds_the_highest_n_of_exactly_one_sequence,
+            events_are_isolated,
+            pages_come_in_record_id_order,
+            incremental_reads_never_skip,
+            directory_entries_are_written_once,
+            views_never_regress,
+            large_events_are_read_whole
+        );
     };
     (@each $fresh:ident; $($name:ident),*) => {
         $(
