@@ -24,7 +24,8 @@ pub enum OpsCommand {
     Replay {
         event: EventId,
         /// Replay as of this moment (inclusive): milliseconds since the
-        /// epoch or RFC 3339, e.g. 2026-11-22T14:03:00Z.
+        /// epoch or RFC 3339 with any offset, e.g. 2026-11-22T14:03:00Z or
+        /// 2026-11-23T04:03:00+14:00.
         #[arg(long)]
         at: Option<String>,
     },

@@ -3,7 +3,7 @@
 //! the live projector renders. (Verify lives in `openfloor_projector::verify`,
 //! which the AWS projector's `verify` command uses too.)
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::Record;
 use openfloor_domain::Millis;
@@ -45,24 +45,34 @@ pub fn parse_time(s: &str) -> anyhow::Result<Millis> {
     if let Ok(ms) = s.parse::<u64>() {
         return Ok(ms);
     }
-    let t = humantime::parse_rfc3339_weak(s).with_context(|| {
+    // Any RFC 3339 offset (`Z`, `+14:00`, `-05:30`), as an operator in any
+    // time zone writes it.
+    let t = chrono::DateTime::parse_from_rfc3339(s).with_context(|| {
         format!(
             "{s:?} is neither milliseconds since the epoch \
-             nor an RFC 3339 time like 2026-11-22T14:03:00Z"
+             nor an RFC 3339 time like 2026-11-22T14:03:00Z or 2026-11-23T04:03:00+14:00"
         )
     })?;
-    let ms = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    match u64::try_from(ms) {
-        Ok(ms) => Ok(ms),
-        Err(_) => bail!("{s:?} is too far in the future"),
-    }
+    u64::try_from(t.timestamp_millis()).with_context(|| format!("{s:?} is before 1970"))
 }
 
 /// Formats milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
 pub fn format_time(ms: Millis) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_with_any_offset() {
+        let utc = parse_time("2026-11-22T14:03:00Z").unwrap();
+        assert_eq!(parse_time("2026-11-23T04:03:00+14:00").unwrap(), utc);
+        assert_eq!(parse_time("2026-11-22T08:33:00-05:30").unwrap(), utc);
+        assert_eq!(parse_time(&utc.to_string()).unwrap(), utc);
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("1969-12-31T23:59:59Z").is_err());
+    }
 }

@@ -162,6 +162,12 @@ pub fn router(app: AppState) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
+        // Pages set their own policy; anything else opened as a document
+        // (an SVG, a JSON answer) may run nothing and load nothing.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(NOT_A_PAGE_POLICY),
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Outside the trace layer, so the request's span carries its id;
         // a client's or proxy's own `x-request-id` is kept.
@@ -223,6 +229,10 @@ async fn health(
 async fn openapi() -> axum::response::Response {
     routes::bytes_response(OPENAPI_DOCUMENT, "application/json", "public, max-age=300")
 }
+
+/// The content security policy of every response that is not a page.
+pub const NOT_A_PAGE_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route")

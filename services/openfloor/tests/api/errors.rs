@@ -8,14 +8,14 @@ use openfloor_testing::api::{assert_error, voter};
 use crate::helpers::spawn_app;
 
 #[tokio::test]
-async fn bodies_over_eight_kib_are_refused() {
+async fn bodies_over_sixteen_kib_are_refused() {
     let app = spawn_app().await;
     let event = app.create_event("Big").await;
     let r = app
         .post_question(
             &event.id,
             &voter("a"),
-            json!({"text": "x", "author": "y".repeat(9000)}),
+            json!({"text": "x", "author": "y".repeat(17_000)}),
         )
         .await;
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
@@ -26,6 +26,30 @@ async fn bodies_over_eight_kib_are_refused() {
         .await
         .unwrap();
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+/// The largest valid ask in the most verbose JSON a client may send: every
+/// character of text and author an escaped surrogate pair.
+#[tokio::test]
+async fn the_largest_valid_ask_fits_in_any_json_encoding() {
+    let app = spawn_app().await;
+    let event = app.create_event("Emoji").await;
+    let escaped = |n: usize| "\\ud83d\\ude00".repeat(n);
+    let body = format!(
+        r#"{{"text":"{}","author":"{}"}}"#,
+        escaped(1000),
+        escaped(100)
+    );
+    assert!(body.len() > 13_000, "{} bytes", body.len());
+    let r = app
+        .post(&format!("/api/events/{}/questions", event.id))
+        .header("x-voter", voter("a"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]

@@ -71,6 +71,11 @@ async fn qr_codes_are_made_here_and_bounded() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    // Opened on its own, the picture may run and load nothing.
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        openfloor_api::NOT_A_PAGE_POLICY
+    );
     assert!(r.text().await.unwrap().starts_with("<?xml"));
     for query in ["", "?text=", &format!("?text={}", "x".repeat(600))] {
         let r = app.get(&format!("/api/qr{query}")).send().await.unwrap();
