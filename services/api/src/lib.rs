@@ -134,7 +134,10 @@ fn routes(table: &[Route]) -> Router<AppState> {
 /// Builds the whole service: API, health check and web client.
 pub fn router(app: AppState) -> Router {
     let api = routes(EVENT_ROUTES)
-        .layer(middleware::from_fn(voter::voter_identity))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            voter::voter_identity,
+        ))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             routing::home_region,

@@ -26,6 +26,10 @@ pub struct ApiConfig {
     /// Take the client address from `X-Forwarded-For` (behind a proxy or
     /// CDN that sets it); otherwise from the connection.
     pub trust_forwarded_for: bool,
+    /// Served over HTTPS only (behind a CDN or API gateway): the voter
+    /// cookie is `Secure` and named with the `__Host-` prefix. From the
+    /// configuration alone, never from a client's `X-Forwarded-Proto`.
+    pub secure_cookies: bool,
     /// Other regions' API base URLs, by region name. Requests for an event
     /// homed elsewhere are redirected there. Empty: a single region.
     pub region_urls: std::collections::HashMap<String, String>,
@@ -54,6 +58,7 @@ impl Default for ApiConfig {
             shards: 1,
             client_salt: b"openfloor".to_vec(),
             trust_forwarded_for: false,
+            secure_cookies: false,
             region_urls: std::collections::HashMap::new(),
             view_reuse: Duration::ZERO,
         }

@@ -3,7 +3,7 @@
 //! instead. Handlers see only the token, and records only the pseudonym
 //! derived from it.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,26 +12,40 @@ use cookie::time::Duration as CookieDuration;
 use openfloor_domain::ids::VoterToken;
 
 use crate::error::ApiError;
+use crate::AppState;
 
+/// The voter cookie's name over plain HTTP (one machine, development).
 pub const COOKIE_NAME: &str = "openfloor_voter";
+/// Its name where cookies are secure ([`crate::ApiConfig::secure_cookies`]):
+/// the `__Host-` prefix makes browsers refuse it unless it is `Secure`,
+/// for this host only and for every path, so no other site or subdomain
+/// can plant a voter identity.
+pub const SECURE_COOKIE_NAME: &str = "__Host-openfloor_voter";
 /// A year: a guest who comes back to a long-lived event is the same voter.
 const COOKIE_MAX_AGE_SECONDS: i64 = 365 * 24 * 3600;
 
 /// The token of the first well-formed voter cookie. Cookie headers are
 /// parsed by the `cookie` crate; a malformed cookie of the same name (a
 /// stale or tampered one) does not hide a valid one after it.
-fn cookie_token(req: &Request) -> Option<VoterToken> {
+fn cookie_token(req: &Request, name: &str) -> Option<VoterToken> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .filter(|c| c.name() == COOKIE_NAME)
+        .filter(|c| c.name() == name)
         .find_map(|c| VoterToken::parse(c.value()).ok())
 }
 
-pub async fn voter_identity(mut req: Request, next: Next) -> Response {
+pub async fn voter_identity(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Secure or not is the deployment's to say, never a client's header.
+    let secure = app.config.secure_cookies;
+    let name = if secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    };
     let mut issued = None;
     let token = if let Some(header) = req.headers().get("x-voter") {
         match header.to_str().ok().map(VoterToken::parse) {
@@ -45,17 +59,13 @@ pub async fn voter_identity(mut req: Request, next: Next) -> Response {
                 .into_response()
             }
         }
-    } else if let Some(token) = cookie_token(&req) {
+    } else if let Some(token) = cookie_token(&req, name) {
         token
     } else {
         let token = VoterToken::generate();
         issued = Some(token.clone());
         token
     };
-    let https = req
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     req.extensions_mut().insert(token);
     let mut response = next.run(req).await;
 
@@ -67,15 +77,23 @@ pub async fn voter_identity(mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("public"));
     if let (Some(token), false) = (issued, shareable) {
-        let cookie = Cookie::build((COOKIE_NAME, token.expose().to_owned()))
+        let cookie = Cookie::build((name, token.expose().to_owned()))
             .path("/")
             .max_age(CookieDuration::seconds(COOKIE_MAX_AGE_SECONDS))
             .http_only(true)
             .same_site(SameSite::Lax)
-            .secure(https)
+            .secure(secure)
             .build();
         if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
-            response.headers_mut().append(header::SET_COOKIE, v);
+            let headers = response.headers_mut();
+            headers.append(header::SET_COOKIE, v);
+            // An answer that hands out an identity is this browser's alone.
+            if !headers.contains_key(header::CACHE_CONTROL) {
+                headers.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, no-store"),
+                );
+            }
         }
     }
     response

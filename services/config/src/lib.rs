@@ -179,6 +179,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENFLOOR_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
 
+    /// Served over HTTPS only: the voter cookie is `Secure` and named
+    /// `__Host-openfloor_voter`. Never inferred from a client's header.
+    #[arg(long, env = "OPENFLOOR_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
     /// How long a client may take to send a request's headers, counted from
     /// when the server waits for them (so idle connections close too).
     #[arg(long, env = "OPENFLOOR_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
@@ -248,6 +253,7 @@ impl ServeArgs {
             shards,
             client_salt,
             trust_forwarded_for: self.trust_forwarded_for,
+            secure_cookies: self.secure_cookies,
             region_urls: self.region_urls.iter().cloned().collect(),
             view_reuse: std::time::Duration::ZERO,
         }

@@ -48,6 +48,8 @@ pub fn api_state_on(aws: &Aws, cli: &LambdaSettings) -> AppState {
     // Behind API Gateway or CloudFront, the client is the first
     // X-Forwarded-For address.
     config.trust_forwarded_for = true;
+    // API Gateway and the CDN serve HTTPS only.
+    config.secure_cookies = true;
     config.view_reuse = VIEW_REUSE_BEHIND_A_CDN;
     AppState::new(
         aws.store(),

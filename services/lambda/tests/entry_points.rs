@@ -67,6 +67,7 @@ fn app() -> AppState {
     let config = ApiConfig {
         region: "eu-west-1".into(),
         trust_forwarded_for: true,
+        secure_cookies: true,
         ..ApiConfig::default()
     };
     AppState::new(
@@ -87,7 +88,7 @@ async fn the_api_handler_serves_api_gateway_requests_through_the_shared_router()
         .unwrap()
         .to_owned();
     assert!(
-        cookie.contains("; Secure"),
+        cookie.starts_with("__Host-openfloor_voter=") && cookie.contains("; Secure"),
         "HTTPS behind the gateway: {cookie}"
     );
     let body: serde_json::Value =

@@ -64,6 +64,7 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
         client_salt: None,
         retention_days: 30,
         trust_forwarded_for: false,
+        secure_cookies: false,
         region_urls: Vec::new(),
         header_timeout: limits.header_read,
         body_timeout: limits.body_read,
