@@ -228,7 +228,12 @@ fn append_next(latest: Option<&Record>, make: impl FnOnce(u32) -> RecordBody) ->
 impl Ask {
     fn decide(&self, state: &EventState) -> Decision {
         if let Some(asked) = state.question(self.question).and_then(|q| q.asked.as_ref()) {
-            return if asked.text == self.text && asked.author == self.author {
+            // A retry only from the one who asked: anyone else learns
+            // nothing about the question (were it hidden, not even whether
+            // a guessed text is right).
+            let retry =
+                asked.asker == self.asker && asked.text == self.text && asked.author == self.author;
+            return if retry {
                 Decision::AlreadySo(Some(asked.record))
             } else {
                 Decision::Refuse(Refusal::QuestionIdReused)
@@ -330,12 +335,14 @@ mod tests {
     use crate::input::{AuthorName, QuestionText};
 
     fn ids() -> (EventId, QuestionId, VoterId) {
+        ids_of("voter-token-0001")
+    }
+
+    /// The test event and question, and the voter holding `token`.
+    fn ids_of(token: &str) -> (EventId, QuestionId, VoterId) {
         let event = EventId::from_ulid(ulid::Ulid::from_parts(1_000, 1));
         let question = QuestionId::from_ulid(ulid::Ulid::from_parts(2_000, 2));
-        let voter = VoterId::derive(
-            event,
-            &crate::ids::VoterToken::parse("voter-token-0001").unwrap(),
-        );
+        let voter = VoterId::derive(event, &crate::ids::VoterToken::parse(token).unwrap());
         (event, question, voter)
     }
 
@@ -430,7 +437,20 @@ mod tests {
             author: None,
         });
         assert_eq!(
-            decide(&other, event, vec![Some(existing), None]),
+            decide(&other, event, vec![Some(existing.clone()), None]),
+            Decision::Refuse(Refusal::QuestionIdReused)
+        );
+        // Someone else repeating the exact ask is no retry: a guest cannot
+        // confirm a hidden question's text by guessing it.
+        let (_, _, someone_else) = ids_of("another-voter-token");
+        let copy = Command::Ask(Ask {
+            question,
+            asker: someone_else,
+            text: text("Why?"),
+            author: None,
+        });
+        assert_eq!(
+            decide(&copy, event, vec![Some(existing), None]),
             Decision::Refuse(Refusal::QuestionIdReused)
         );
     }

@@ -50,6 +50,8 @@ impl<T: Ord + Clone> Latest<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asked {
     pub record: RecordId,
+    /// Who asked: only they may repeat the ask as a retry.
+    pub asker: VoterId,
     pub text: QuestionText,
     pub author: Option<AuthorName>,
 }
@@ -162,18 +164,21 @@ impl EventState {
             }
             RecordBody::QuestionAsked {
                 question,
+                asker,
                 text,
                 author,
-                ..
             } => {
                 let q = self.questions.entry(*question).or_default();
                 let wins = match &q.asked {
                     None => true,
-                    Some(cur) => (id, text, author) < (cur.record, &cur.text, &cur.author),
+                    Some(cur) => {
+                        (id, text, author, asker) < (cur.record, &cur.text, &cur.author, &cur.asker)
+                    }
                 };
                 if wins {
                     q.asked = Some(Asked {
                         record: id,
+                        asker: *asker,
                         text: text.clone(),
                         author: author.clone(),
                     });
