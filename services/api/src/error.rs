@@ -46,6 +46,12 @@ pub enum ApiError {
     Refused(#[from] Refusal),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A body route was sent something that does not say it is JSON.
+    #[error("the request body must be JSON, sent with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// A browser reported the write as coming from another site's page.
+    #[error("requests from other sites' pages are refused")]
+    CrossSite,
     /// The client did not send the body it announced in time.
     #[error("the request body did not arrive in time")]
     BodyTimeout,
@@ -93,6 +99,10 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::CrossSite => (StatusCode::FORBIDDEN, "cross_site"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::HomedElsewhere { .. } => (StatusCode::SERVICE_UNAVAILABLE, "homed_elsewhere"),

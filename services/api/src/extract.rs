@@ -20,16 +20,33 @@ use crate::error::ApiError;
 /// 13.3 KB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// A JSON object body, parsed whatever the `Content-Type` (clients are
-/// forgiven a missing header; they are not forgiven bad JSON). Every body
-/// of the contract is an object: an array or a scalar is a 400, even where
-/// serde could read a struct from an array.
+/// A JSON object body. It must be sent as `Content-Type: application/json`
+/// (415 otherwise): a page on another site can then only send it after a
+/// CORS preflight, which this service never grants, so it cannot make a
+/// visitor's browser ask or vote. A browser that says the request comes
+/// from another site (`Sec-Fetch-Site: cross-site`) is refused outright
+/// (403). Every body of the contract is an object: an array or a scalar is
+/// a 400, even where serde could read a struct from an array.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers();
+        if headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+        {
+            return Err(ApiError::CrossSite);
+        }
+        if !headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json)
+        {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e: BytesRejection| {
@@ -57,6 +74,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
     }
+}
+
+/// Whether a `Content-Type` names JSON: `application/json`, with any
+/// parameters (`; charset=utf-8`), in any letter case.
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether reading the body failed because the client stopped sending it

@@ -64,6 +64,9 @@ impl Http {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let resp = self.client.request(req.body(Full::new(body))?).await?;
         let (parts, body) = resp.into_parts();

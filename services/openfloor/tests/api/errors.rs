@@ -21,11 +21,64 @@ async fn bodies_over_sixteen_kib_are_refused() {
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     let r = app
         .post("/api/events")
+        .header("content-type", "application/json")
         .body(vec![b' '; 64 * 1024])
         .send()
         .await
         .unwrap();
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+/// A page on another site cannot make a visitor's browser write: a body
+/// that is not declared JSON is a 415 (a declared one needs a CORS
+/// preflight, never granted), and a browser's `Sec-Fetch-Site: cross-site`
+/// is a 403. Nothing is stored.
+#[tokio::test]
+async fn writes_must_be_declared_json_and_not_cross_site() {
+    let app = spawn_app().await;
+    let event = app.create_event("Forms").await;
+    let path = format!("/api/events/{}/questions", event.id);
+    let body = r#"{"text":"planted by another site"}"#;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = app.post(&path).header("x-voter", voter("a")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let r = request.send().await.unwrap();
+        assert_error(
+            r,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+    let r = app
+        .post(&path)
+        .header("x-voter", voter("a"))
+        .header("content-type", "application/json")
+        .header("sec-fetch-site", "cross-site")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::FORBIDDEN, "cross_site").await;
+    let view = app.guest_view(&event.id).await;
+    assert_eq!(view["questions"], serde_json::json!([]), "nothing stored");
+    // Parameters and letter case do not matter; the page's own origin is fine.
+    let r = app
+        .post(&path)
+        .header("x-voter", voter("a"))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .header("sec-fetch-site", "same-origin")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
 }
 
 /// The largest valid ask in the most verbose JSON a client may send: every
@@ -116,6 +169,7 @@ async fn hostile_input_never_breaks_the_server() {
             let req = app
                 .request(method.parse().unwrap(), path)
                 .header("x-voter", voter("fuzz"))
+                .header("content-type", "application/json")
                 .bearer_auth(&event.secret)
                 .body(body);
             let r = req.send().await.unwrap();

@@ -259,6 +259,7 @@ async fn votes_on_unknown_or_malformed_questions_are_refused() {
         let r = app
             .put(&path)
             .header("x-voter", voter("a"))
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await
