@@ -26,6 +26,10 @@ use sha2::{Digest, Sha256};
 
 pub const FORMAT: &str = "openfloor-export";
 pub const VERSION: u32 = 1;
+/// The longest line read: a record line is a few KB at most (a question of
+/// 1,000 four-byte characters, JSON-escaped, is under 13 KB), so a longer
+/// one is damage or an attack, and reading it whole would only cost memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -112,16 +116,28 @@ pub struct Export {
 
 /// Reads and checks an export completely; nothing is returned unless every
 /// line is intact and the file is whole.
-pub fn read_export(input: impl BufRead) -> Result<Export, ExportError> {
+pub fn read_export(mut input: impl BufRead) -> Result<Export, ExportError> {
     let mut prev = genesis();
     let mut event: Option<EventMeta> = None;
     let mut records = Vec::new();
     let mut ended = false;
     let mut last_line = 0;
-    for (i, raw) in input.split(b'\n').enumerate() {
-        let n = i + 1;
+    let mut raw = Vec::new();
+    for n in 1.. {
         let err = |message: String| ExportError { line: n, message };
-        let raw = raw.map_err(|e| err(format!("cannot read: {e}")))?;
+        // At most one byte past the limit is read, however long the line.
+        raw.clear();
+        let read = std::io::Read::take(&mut input, MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        if raw.last() == Some(&b'\n') {
+            raw.pop();
+        } else if raw.len() > MAX_LINE_BYTES {
+            return Err(err(format!("longer than {MAX_LINE_BYTES} bytes")));
+        }
         if raw.is_empty() {
             continue;
         }

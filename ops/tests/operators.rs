@@ -307,3 +307,17 @@ async fn numbers_at_the_edge_are_refused_or_kept_never_wrapped() {
         records.len()
     );
 }
+
+/// A line without end (damage, or an attack on the importer's memory) is
+/// refused after 64 KiB, naming the line, however much more would follow.
+#[test]
+fn an_endless_line_is_refused_without_reading_it_whole() {
+    use std::io::Read;
+    let meta = meta();
+    let mut file = Vec::new();
+    write_export(&meta, &mut history(meta.id), &mut file).unwrap();
+    let header_end = file.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let endless = std::io::BufReader::new(file[..header_end].chain(std::io::repeat(b'x')));
+    let err = read_export(endless).unwrap_err().to_string();
+    assert!(err.starts_with("line 2: longer than 65536 bytes"), "{err}");
+}
