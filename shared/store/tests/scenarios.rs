@@ -136,3 +136,23 @@ async fn sqlite_writers_sharing_a_directory_number_records_in_commit_order() {
         "every record, whichever process wrote it"
     );
 }
+
+/// An emptied database file (a failed copy, a truncation) is not a new
+/// store: opening it is refused with the way out, and the file is left as
+/// it was.
+#[test]
+fn sqlite_refuses_an_emptied_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openfloor.sqlite3");
+    std::fs::write(&file, b"").unwrap();
+    let error = SqliteStore::open(dir.path()).err().expect("refused");
+    assert!(
+        matches!(error, openfloor_store::StoreError::Corrupt { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("is empty (0 bytes)"), "{error}");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "left as it was");
+    // Deleting it is how an operator says "start a new store".
+    std::fs::remove_file(&file).unwrap();
+    assert!(SqliteStore::open(dir.path()).is_ok());
+}

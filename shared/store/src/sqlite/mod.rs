@@ -72,6 +72,15 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::unavailable(format!("creating {}", dir.display()), e))?;
         let path = dir.join(DATABASE_FILE);
+        // SQLite would take an emptied file for a new database and start
+        // over, as if every event had never been: refuse instead.
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(StoreError::corrupt_msg(format!(
+                "{} is empty (0 bytes): the store it held is gone. Restore it from a \
+                 backup, or delete the file to start a new, empty store",
+                path.display()
+            )));
+        }
         let conn = schema::open_writer(&path)?;
         let client_salt = schema::load_or_create_salt(&conn)?;
         Ok(Self {
