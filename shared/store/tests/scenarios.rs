@@ -156,3 +156,38 @@ fn sqlite_refuses_an_emptied_database_file() {
     std::fs::remove_file(&file).unwrap();
     assert!(SqliteStore::open(dir.path()).is_ok());
 }
+
+/// One damaged directory row leaves only its own event out: listing (and
+/// so the catch-up, the sweep and `verify --all`) goes on for the others.
+#[tokio::test]
+async fn sqlite_lists_every_event_but_a_damaged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, damaged) = (event(31), event(32));
+    {
+        let store = SqliteStore::open(dir.path()).unwrap().store();
+        for log in [good, damaged] {
+            store.directory.create(&meta(log)).await.unwrap();
+        }
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("openfloor.sqlite3")).unwrap();
+    conn.execute(
+        "UPDATE events SET meta = '{not json' WHERE id = ?1",
+        [damaged.event.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).unwrap().store();
+    let listed: Vec<_> = store
+        .directory
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, [good.event]);
+    assert!(
+        store.directory.get(damaged.event).await.is_err(),
+        "named, not hidden"
+    );
+}

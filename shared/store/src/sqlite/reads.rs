@@ -34,7 +34,7 @@ const SELECT_RECORDS_PAGE: &str =
 const SELECT_RECORDS_SINCE: &str =
     "SELECT seq, body FROM records WHERE event = ?2 AND seq > ?1 ORDER BY seq";
 const SELECT_EVENT: &str = "SELECT meta FROM events WHERE id = ?1";
-const SELECT_EVENTS: &str = "SELECT meta FROM events ORDER BY id";
+const SELECT_EVENTS: &str = "SELECT id, meta FROM events ORDER BY id";
 const SELECT_VIEW: &str = "
     SELECT records, guest, guest_version, host, host_version FROM views WHERE event = ?1
 ";
@@ -170,15 +170,29 @@ pub(super) fn event_meta(c: &Connection, id: EventId) -> StoreResult<Option<Even
 }
 
 /// Every event's directory entry, by id.
+/// Every event whose directory entry can be read. A damaged entry is
+/// reported by name (an error in the log) and left out, so that one bad
+/// row cannot stop the catch-up, the sweep or `verify --all` for every
+/// other event; the damaged event itself answers 500 until repaired.
 pub(super) fn all_events(c: &Connection) -> StoreResult<Vec<EventMeta>> {
-    let context = || "listing events".to_owned();
-    let unavailable = |e| StoreError::unavailable(context(), e);
+    let unavailable = |e| StoreError::unavailable("listing events", e);
     let mut stmt = c.prepare_cached(SELECT_EVENTS).map_err(unavailable)?;
     let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(unavailable)?;
-    rows.map(|json| decode(&json.map_err(unavailable)?, context))
-        .collect()
+    let mut events = Vec::new();
+    for row in rows {
+        let (id, json) = row.map_err(unavailable)?;
+        match decode::<EventMeta>(&json, || format!("reading the entry of event {id}")) {
+            Ok(meta) => events.push(meta),
+            Err(error) => tracing::error!(
+                event = %id,
+                error = %crate::cause_chain(&error),
+                "directory entry damaged; this event is left out until repaired"
+            ),
+        }
+    }
+    Ok(events)
 }
 
 /// An event's stored views.
