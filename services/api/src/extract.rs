@@ -47,20 +47,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
-                } else if timed_out(&e) {
-                    ApiError::BodyTimeout
-                } else {
-                    ApiError::BadRequest(format!(
-                        "could not read the request body: {}",
-                        e.body_text()
-                    ))
-                }
-            })?;
+        let deadline = req
+            .extensions()
+            .get::<crate::serve::BodyDeadline>()
+            .map(|d| d.0);
+        let read = Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(deadline) => tokio::time::timeout(deadline, read)
+                .await
+                .map_err(|_| ApiError::BodyTimeout)?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+            } else {
+                ApiError::BadRequest(format!(
+                    "could not read the request body: {}",
+                    e.body_text()
+                ))
+            }
+        })?;
         // JSON's whitespace is exactly these four bytes (RFC 8259).
         let first = bytes
             .iter()
@@ -83,19 +90,6 @@ fn is_json(content_type: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Whether reading the body failed because the client stopped sending it
-/// (the serving layer's body timeout, [`crate::ConnectionLimits`]).
-fn timed_out(rejection: &BytesRejection) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
-    while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
 }
 
 /// `{eid}` of the path.

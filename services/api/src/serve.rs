@@ -5,7 +5,8 @@
 //! - **Headers** must arrive within [`ConnectionLimits::header_read`],
 //!   counted from the moment the server waits for a request, so an idle
 //!   keep-alive connection closes after that time too.
-//! - **Bodies** must arrive within [`ConnectionLimits::body_read`] (a 408).
+//! - **Bodies** must arrive whole within [`ConnectionLimits::body_read`] of
+//!   their headers (a 408).
 //! - **Connections** beyond [`ConnectionLimits::max_connections`] wait in
 //!   the kernel's accept queue until one closes.
 //! - **Shutdown** stops accepting, lets requests in flight finish, and
@@ -52,6 +53,13 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// How long a request's whole body may take, from when its headers
+/// arrived; the body extractor reads it from the request's extensions. A
+/// deadline for the whole body, not a limit on the pause between pieces,
+/// so a client sending a byte every few seconds is cut off too.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub Duration);
+
 /// How long accepting pauses after a failed accept that is not the
 /// client's doing (out of descriptors, say), instead of spinning.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -73,9 +81,8 @@ pub async fn serve_with(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(app).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        limits.body_read,
-    ));
+    let app = router(app);
+    let body_deadline = BodyDeadline(limits.body_read);
     // HTTP/1.1 only: what CDNs and API gateways speak to an origin. (The
     // automatic HTTP/2 detection would wait for a first byte with no
     // timeout at all.)
@@ -108,6 +115,7 @@ pub async fn serve_with(
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(body_deadline);
             app.clone().oneshot(request.map(axum::body::Body::new))
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);

@@ -113,6 +113,38 @@ async fn a_body_that_does_not_arrive_gets_408_and_stores_nothing() {
     assert!(store.directory.list().await.unwrap().is_empty());
 }
 
+/// A body sent a byte at a time, each within any pause limit, still has
+/// to be whole by its deadline.
+#[tokio::test]
+async fn a_body_trickled_slowly_is_cut_off_at_its_deadline() {
+    let (addr, _stop, _task) = server(limits()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut seen))
+        .await
+        .expect("the server answers and closes before the trickle ends")
+        .ok();
+    trickle.abort();
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+}
+
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_and_are_then_served() {
     let (addr, _stop, _task) = server(ConnectionLimits {
@@ -128,6 +160,16 @@ async fn connections_beyond_the_limit_wait_and_are_then_served() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
+    // Not served while the place is taken (the idle one is cut off only
+    // after 300 ms)...
+    let mut first = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), waiting.read(&mut first))
+            .await
+            .is_err(),
+        "served beyond the limit"
+    );
+    // ... and served once it is free.
     let seen = until_closed(&mut waiting).await;
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     assert_eq!(until_closed(&mut idle).await, "");
