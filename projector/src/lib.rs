@@ -136,8 +136,20 @@ impl Projector {
 
     /// Projects `event` now. Unknown events, and events homed in another
     /// region than this projector's, are skipped.
-    #[tracing::instrument(level = "debug", skip(self), fields(%event, records, stored))]
     pub async fn project(&self, event: EventId) -> StoreResult<Option<Projected>> {
+        self.project_over(event, None).await
+    }
+
+    /// [`Projector::project`], knowing that the stored views fold
+    /// `stored_records` records: views that fold no more are not written
+    /// again (the same records give the same bytes), which spares a sweep
+    /// rewriting every live event's views, parts and all.
+    #[tracing::instrument(level = "debug", skip(self), fields(%event, records, stored))]
+    async fn project_over(
+        &self,
+        event: EventId,
+        stored_records: Option<u64>,
+    ) -> StoreResult<Option<Projected>> {
         let Some(meta) = self.store.directory.get(event).await? else {
             tracing::debug!("event not in the directory; nothing to project");
             return Ok(None);
@@ -164,7 +176,11 @@ impl Projector {
             }
         };
         let records = view.records;
-        let stored = self.store.views.put(event, Arc::new(view)).await?;
+        let stored = if stored_records == Some(records) {
+            false
+        } else {
+            self.store.views.put(event, Arc::new(view)).await?
+        };
         let span = tracing::Span::current();
         span.record("records", records);
         span.record("stored", stored);
@@ -229,9 +245,21 @@ impl Projector {
             }
             let event = meta.id;
             let outcome = async {
-                let before = self.store.views.get(event).await?.map(|v| v.records);
-                let after = self.project(event).await?.map(|p| p.records);
-                StoreResult::Ok(before != after)
+                // Views that cannot be read are no reason to stop: the
+                // projection below rewrites them.
+                let before = match self.store.views.stored_records(event).await {
+                    Ok(records) => records,
+                    Err(error) => {
+                        tracing::warn!(
+                            %event,
+                            error = %cause_chain(&error),
+                            "sweep: the stored views cannot be read; projecting anew"
+                        );
+                        None
+                    }
+                };
+                let after = self.project_over(event, before).await?;
+                StoreResult::Ok(after.is_some_and(|p| p.stored))
             };
             report.events += 1;
             match outcome.await {

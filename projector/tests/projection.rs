@@ -213,3 +213,73 @@ async fn a_stop_projects_what_is_still_pending() {
     );
     assert!(trigger.take_pending().is_empty());
 }
+
+/// The views of the memory store, counting the writes.
+struct CountedPuts {
+    inner: Arc<MemoryStore>,
+    puts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl openfloor_store::Views for CountedPuts {
+    async fn put(
+        &self,
+        event: EventId,
+        view: Arc<openfloor_store::StoredView>,
+    ) -> openfloor_store::StoreResult<bool> {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.put(event, view).await
+    }
+    async fn get(
+        &self,
+        event: EventId,
+    ) -> openfloor_store::StoreResult<Option<Arc<openfloor_store::StoredView>>> {
+        self.inner.get(event).await
+    }
+    async fn replace(
+        &self,
+        event: EventId,
+        view: Arc<openfloor_store::StoredView>,
+    ) -> openfloor_store::StoreResult<()> {
+        self.inner.replace(event, view).await
+    }
+}
+
+/// A sweep writes only views that are behind: an idle live event's views
+/// (megabytes of parts, on DynamoDB) are not rewritten every minute.
+#[tokio::test]
+async fn a_sweep_writes_only_the_views_that_are_behind() {
+    let memory = MemoryStore::new();
+    let counted = Arc::new(CountedPuts {
+        inner: memory.clone(),
+        puts: Default::default(),
+    });
+    let store = Store {
+        directory: memory.clone(),
+        log: memory,
+        views: counted.clone(),
+    };
+    let meta = event();
+    store.directory.create(&meta).await.unwrap();
+    store
+        .log
+        .append_batch(meta.log(), history(meta.id, 30))
+        .await
+        .unwrap();
+    let projector = Projector::new(store.clone());
+    let first = projector.sweep(meta.created_at, |_| true).await.unwrap();
+    assert_eq!(
+        (
+            first.changed,
+            counted.puts.load(std::sync::atomic::Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+    let again = projector.sweep(meta.created_at, |_| true).await.unwrap();
+    assert_eq!(again.changed, 0);
+    assert_eq!(
+        counted.puts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "nothing written for views that are current"
+    );
+}

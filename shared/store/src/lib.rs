@@ -280,6 +280,11 @@ pub trait Views: Send + Sync {
     /// it was stored.
     async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool>;
     async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>>;
+    /// How many records the stored views fold, without reading the views
+    /// themselves where a backend can avoid it (a sweep's check).
+    async fn stored_records(&self, event: EventId) -> StoreResult<Option<u64>> {
+        Ok(self.get(event).await?.map(|view| view.records))
+    }
     /// The views as they were recently (on DynamoDB: eventually consistent,
     /// half the price; usually under a second behind): for polls, which
     /// are a second apart anyway. Never for the projector's own decisions.
