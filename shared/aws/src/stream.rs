@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIteratorType};
 use openfloor_domain::ids::EventId;
 use openfloor_store::{StoreError, StoreResult, Touched, Trigger};
@@ -42,6 +43,9 @@ struct ShardCursor {
     iterator: Option<String>,
     /// The last sequence number read, to resume after an expired iterator.
     last: Option<String>,
+    /// Where the shard was first read from, to start again there when an
+    /// iterator expires before anything was read.
+    start: ShardIteratorType,
 }
 
 /// Reads the records table's stream, shard by shard, from where it was
@@ -120,6 +124,7 @@ impl StreamReader {
                     ShardCursor {
                         iterator,
                         last: None,
+                        start: start.clone(),
                     },
                 );
             }
@@ -150,8 +155,10 @@ impl StreamReader {
     }
 
     /// Reads what every shard has now (one GetRecords per open shard) and
-    /// says which events were touched. A shard whose read fails is resumed
-    /// after its last change on the next call.
+    /// says which events were touched. A shard whose read fails is logged
+    /// and read again on the next call, from where it was; the other
+    /// shards' changes are returned all the same, so no change that was
+    /// read is ever dropped.
     pub async fn poll(&mut self) -> StoreResult<Vec<Touched>> {
         // New shards (DynamoDB rolls them over about every four hours) are
         // read from their start: all of their changes are new.
@@ -159,64 +166,92 @@ impl StreamReader {
         let mut touched = Vec::new();
         let ids: Vec<String> = self.shards.keys().cloned().collect();
         for id in ids {
-            let Some(iterator) = self.shards[&id].iterator.clone() else {
-                continue; // closed and read to the end
-            };
-            let read = self
-                .client
-                .get_records()
-                .shard_iterator(iterator)
-                .limit(MAX_RECORDS_PER_CALL)
-                .send()
-                .await;
-            let out = match read {
-                Ok(out) => out,
-                Err(error) => {
-                    // An expired or trimmed iterator: resume after the last
-                    // change read (or from now, if none was).
-                    let last = self.shards[&id].last.clone();
-                    let (kind, after) = match &last {
-                        Some(_) => (ShardIteratorType::AfterSequenceNumber, last.as_deref()),
-                        None => (ShardIteratorType::Latest, None),
-                    };
-                    let fresh = self.iterator(&id, kind, after).await?;
-                    if let Some(cursor) = self.shards.get_mut(&id) {
-                        cursor.iterator = fresh;
-                    }
-                    return Err(sdk_error("reading the records stream", error));
-                }
-            };
-            let cursor = self.shards.get_mut(&id).expect("listed above");
-            for record in out.records() {
-                let Some(change) = record.dynamodb() else {
-                    continue;
-                };
-                let Some(position) = change.sequence_number() else {
-                    continue;
-                };
-                cursor.last = Some(position.to_owned());
-                // Records are written once; a removal is the TTL expiring
-                // an event, which needs no projection.
-                if record.event_name() != Some(&OperationType::Insert) {
-                    continue;
-                }
-                let event = change
-                    .keys()
-                    .and_then(|keys| keys.get("pk"))
-                    .and_then(|pk| match pk {
-                        AttributeValue::S(pk) => event_of_partition(pk),
-                        _ => None,
-                    });
-                if let Some(event) = event {
-                    touched.push(Touched {
-                        event,
-                        position: position.to_owned(),
-                    });
-                }
+            if let Err(error) = self.poll_shard(&id, &mut touched).await {
+                tracing::warn!(
+                    shard = %id,
+                    error = %openfloor_store::cause_chain(&error),
+                    "reading a shard of the records stream failed; trying again next time"
+                );
             }
-            cursor.iterator = out.next_shard_iterator().map(str::to_owned);
         }
         Ok(touched)
+    }
+
+    /// One GetRecords on shard `id`, adding what it touched to `touched`.
+    async fn poll_shard(&mut self, id: &str, touched: &mut Vec<Touched>) -> StoreResult<()> {
+        let Some(iterator) = self.shards[id].iterator.clone() else {
+            return Ok(()); // closed and read to the end
+        };
+        let read = self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(MAX_RECORDS_PER_CALL)
+            .send()
+            .await;
+        let out = match read {
+            Ok(out) => out,
+            Err(error) => {
+                let restart = match error.code() {
+                    // The iterator is only good for 15 minutes: resume after
+                    // the last change read, or where the shard was started.
+                    Some("ExpiredIteratorException") => {
+                        let cursor = &self.shards[id];
+                        Some(match &cursor.last {
+                            Some(last) => {
+                                (ShardIteratorType::AfterSequenceNumber, Some(last.clone()))
+                            }
+                            None => (cursor.start.clone(), None),
+                        })
+                    }
+                    // What was not read is older than the stream keeps (24
+                    // hours): read what is left; the sweep repairs the rest.
+                    Some("TrimmedDataAccessException") => {
+                        Some((ShardIteratorType::TrimHorizon, None))
+                    }
+                    // Anything else (throttling, a timeout): the same
+                    // iterator is still good.
+                    _ => None,
+                };
+                if let Some((kind, after)) = restart {
+                    let fresh = self.iterator(id, kind, after.as_deref()).await?;
+                    if let Some(cursor) = self.shards.get_mut(id) {
+                        cursor.iterator = fresh;
+                    }
+                }
+                return Err(sdk_error("reading the records stream", error));
+            }
+        };
+        let cursor = self.shards.get_mut(id).expect("listed above");
+        for record in out.records() {
+            let Some(change) = record.dynamodb() else {
+                continue;
+            };
+            let Some(position) = change.sequence_number() else {
+                continue;
+            };
+            cursor.last = Some(position.to_owned());
+            // Records are written once; a removal is the TTL expiring an
+            // event, which needs no projection.
+            if record.event_name() != Some(&OperationType::Insert) {
+                continue;
+            }
+            let event = change
+                .keys()
+                .and_then(|keys| keys.get("pk"))
+                .and_then(|pk| match pk {
+                    AttributeValue::S(pk) => event_of_partition(pk),
+                    _ => None,
+                });
+            if let Some(event) = event {
+                touched.push(Touched {
+                    event,
+                    position: position.to_owned(),
+                });
+            }
+        }
+        cursor.iterator = out.next_shard_iterator().map(str::to_owned);
+        Ok(())
     }
 }
 
