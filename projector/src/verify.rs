@@ -35,9 +35,21 @@ pub async fn verify_event(
 ) -> StoreResult<Verification> {
     let records = store.log.read_event(meta.log()).await?;
     let recomputed = project_records(meta.id, &records, records.len() as u64);
-    let stored = store.views.get(meta.id).await?;
     let mut problems = Vec::new();
+    // Views that cannot be read (damaged, or parts gone) are a difference
+    // to report and repair, not a reason to stop.
+    let stored = match store.views.get(meta.id).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            problems.push(format!(
+                "the stored views cannot be read: {}",
+                openfloor_store::cause_chain(&error)
+            ));
+            None
+        }
+    };
     match &stored {
+        None if !problems.is_empty() => {}
         None => problems.push("no stored view".to_owned()),
         Some(stored) => {
             if stored.records > recomputed.records {

@@ -283,3 +283,80 @@ async fn a_sweep_writes_only_the_views_that_are_behind() {
         "nothing written for views that are current"
     );
 }
+
+/// Views that cannot be read: readable only after the first `replace`.
+struct Unreadable {
+    inner: Arc<MemoryStore>,
+    repaired: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl openfloor_store::Views for Unreadable {
+    async fn put(
+        &self,
+        event: EventId,
+        view: Arc<openfloor_store::StoredView>,
+    ) -> openfloor_store::StoreResult<bool> {
+        self.inner.put(event, view).await
+    }
+    async fn get(
+        &self,
+        event: EventId,
+    ) -> openfloor_store::StoreResult<Option<Arc<openfloor_store::StoredView>>> {
+        if !self.repaired.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(openfloor_store::StoreError::corrupt_msg("a part is gone"));
+        }
+        self.inner.get(event).await
+    }
+    async fn replace(
+        &self,
+        event: EventId,
+        view: Arc<openfloor_store::StoredView>,
+    ) -> openfloor_store::StoreResult<()> {
+        self.repaired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.replace(event, view).await
+    }
+}
+
+/// `verify` reports views it cannot read as a difference, names the cause,
+/// and `--repair` rewrites them, instead of stopping.
+#[tokio::test]
+async fn verify_reports_and_repairs_views_it_cannot_read() {
+    let memory = MemoryStore::new();
+    let views = Arc::new(Unreadable {
+        inner: memory.clone(),
+        repaired: Default::default(),
+    });
+    let store = Store {
+        directory: memory.clone(),
+        log: memory,
+        views,
+    };
+    let meta = event();
+    store.directory.create(&meta).await.unwrap();
+    store
+        .log
+        .append_batch(meta.log(), history(meta.id, 10))
+        .await
+        .unwrap();
+    let checked = openfloor_projector::verify::verify_event(&store, &meta, false)
+        .await
+        .unwrap();
+    assert!(
+        checked
+            .problems
+            .iter()
+            .any(|p| p.contains("a part is gone")),
+        "{:?}",
+        checked.problems
+    );
+    let repaired = openfloor_projector::verify::verify_event(&store, &meta, true)
+        .await
+        .unwrap();
+    assert!(repaired.repaired);
+    let again = openfloor_projector::verify::verify_event(&store, &meta, false)
+        .await
+        .unwrap();
+    assert!(again.problems.is_empty(), "{:?}", again.problems);
+}

@@ -36,6 +36,10 @@ use crate::{build_error, sdk_error};
 const PART_BYTES: usize = 350 * 1024;
 /// Parts asked for in one `BatchGetItem`: its answer holds at most 16 MB.
 const PARTS_PER_BATCH: usize = 40;
+/// The first pause before asking again for parts DynamoDB left unread,
+/// doubled each time up to the second constant.
+const UNPROCESSED_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+const UNPROCESSED_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// Reads of a view that keeps being replaced while it is read, before the
 /// read gives up (each replacement is a newer projection; three in a row
 /// within one read is a sign of trouble, not of a busy event).
@@ -332,8 +336,15 @@ impl DynamoStore {
                 .iter()
                 .map(|key| HashMap::from([("event".to_owned(), s(key.clone()))]))
                 .collect();
-            // DynamoDB may answer part of a batch and hand back the rest.
+            // DynamoDB may answer part of a batch and hand back the rest
+            // (throttled, or over 16 MB): ask again, backing off.
+            let mut pause = UNPROCESSED_BACKOFF;
+            let mut first = true;
             while !pending.is_empty() {
+                if !std::mem::take(&mut first) {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(UNPROCESSED_BACKOFF_MAX);
+                }
                 let wanted = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
                     .consistent_read(consistency == Consistency::Strong)
@@ -346,13 +357,11 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| sdk_error(format!("reading the view parts of {event}"), e))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
+                let items = (out.responses.unwrap_or_default())
                     .remove(&self.views_table)
-                    .into_iter()
-                    .flatten()
-                {
+                    .unwrap_or_default();
+                self.meter.read(&items, consistency);
+                for item in items {
                     let chunk: ChunkItem =
                         from_item(item, || format!("reading a view part of event {event}"))?;
                     found.insert(chunk.event, chunk.part);
