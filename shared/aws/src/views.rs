@@ -248,13 +248,13 @@ impl DynamoStore {
         }
     }
 
-    /// Reads the head, then the parts it points at; `None` if a part is
-    /// gone (a newer head replaced it meanwhile).
-    async fn read_views(
+    /// The event's head item: the guard, the versions, and the views when
+    /// they fit in it.
+    async fn read_head(
         &self,
         event: EventId,
         consistency: Consistency,
-    ) -> StoreResult<Option<Option<StoredView>>> {
+    ) -> StoreResult<Option<ViewItem>> {
         let out = self
             .client
             .get_item()
@@ -265,10 +265,21 @@ impl DynamoStore {
             .await
             .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
         self.meter.read(&out.item, consistency);
-        let Some(item) = out.item else {
+        out.item
+            .map(|item| from_item(item, || format!("reading the views of event {event}")))
+            .transpose()
+    }
+
+    /// Reads the head, then the parts it points at; `None` if a part is
+    /// gone (a newer head replaced it meanwhile).
+    async fn read_views(
+        &self,
+        event: EventId,
+        consistency: Consistency,
+    ) -> StoreResult<Option<Option<StoredView>>> {
+        let Some(mut head) = self.read_head(event, consistency).await? else {
             return Ok(Some(None));
         };
-        let mut head: ViewItem = from_item(item, || format!("reading the views of event {event}"))?;
         let mut parts = self
             .read_parts(event, &head.part_keys(), consistency)
             .await?;
@@ -400,25 +411,8 @@ impl Views for DynamoStore {
         backend = "dynamodb", table = %self.views_table, event = %event,
     ))]
     async fn stored_records(&self, event: EventId) -> StoreResult<Option<u64>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.views_table)
-            .consistent_read(true)
-            .key("event", s(event.to_string()))
-            .send()
-            .await
-            .map_err(|e| sdk_error(format!("reading the views of event {event}"), e))?;
-        self.meter.read(&out.item, Consistency::Strong);
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        #[derive(Deserialize)]
-        struct Guard {
-            records: u64,
-        }
-        let guard: Guard = from_item(item, || format!("reading the views of event {event}"))?;
-        Ok(Some(guard.records))
+        let head = self.read_head(event, Consistency::Strong).await?;
+        Ok(head.map(|head| head.records))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(
