@@ -54,7 +54,14 @@ pub struct StreamReader {
     client: aws_sdk_dynamodbstreams::Client,
     arn: String,
     shards: BTreeMap<String, ShardCursor>,
+    /// When to look for new shards again (DescribeStream is limited to
+    /// 10 calls a second per account, and new shards are rare).
+    next_discovery: tokio::time::Instant,
 }
+
+/// How often the shard list is read again when no shard has closed (a
+/// closing shard is what announces new ones, and triggers a look at once).
+const DISCOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl StreamReader {
     /// Opens the records table's stream. Shards open now are read from
@@ -93,6 +100,7 @@ impl StreamReader {
             client: aws.streams.clone(),
             arn,
             shards: BTreeMap::new(),
+            next_discovery: tokio::time::Instant::now() + DISCOVERY_INTERVAL,
         };
         reader.discover(start).await?;
         Ok(reader)
@@ -160,9 +168,13 @@ impl StreamReader {
     /// shards' changes are returned all the same, so no change that was
     /// read is ever dropped.
     pub async fn poll(&mut self) -> StoreResult<Vec<Touched>> {
-        // New shards (DynamoDB rolls them over about every four hours) are
-        // read from their start: all of their changes are new.
-        self.discover(ShardIteratorType::TrimHorizon).await?;
+        // New shards (DynamoDB rolls them over about every four hours, each
+        // as its parent closes) are read from their start: all of their
+        // changes are new.
+        if tokio::time::Instant::now() >= self.next_discovery {
+            self.discover(ShardIteratorType::TrimHorizon).await?;
+            self.next_discovery = tokio::time::Instant::now() + DISCOVERY_INTERVAL;
+        }
         let mut touched = Vec::new();
         let ids: Vec<String> = self.shards.keys().cloned().collect();
         for id in ids {
@@ -251,6 +263,10 @@ impl StreamReader {
             }
         }
         cursor.iterator = out.next_shard_iterator().map(str::to_owned);
+        if cursor.iterator.is_none() {
+            // Closed and read to its end: its children are there now.
+            self.next_discovery = tokio::time::Instant::now();
+        }
         Ok(())
     }
 }
