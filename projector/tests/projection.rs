@@ -1,6 +1,8 @@
 //! The projector's incremental path equals a full recompute, and a stale
 //! view never replaces a newer one.
 
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 use openfloor_domain::ids::{EventId, QuestionId, VoterId};
@@ -9,7 +11,7 @@ use openfloor_domain::record::{Record, RecordBody};
 use openfloor_projector::{project_records, Projector};
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::sqlite::SqliteStore;
-use openfloor_store::{EventMeta, Store};
+use openfloor_store::{EventMeta, Store, StoreError, StoreResult, StoredView, Views};
 use openfloor_testing::fixtures;
 use ulid::Ulid;
 
@@ -214,127 +216,79 @@ async fn a_stop_projects_what_is_still_pending() {
     assert!(trigger.take_pending().is_empty());
 }
 
-/// The views of the memory store, counting the writes.
-struct CountedPuts {
+/// The memory store's views, counting the writes; with `unreadable`, reads
+/// fail (a part gone, say) until the first `replace` repairs them.
+struct WatchedViews {
     inner: Arc<MemoryStore>,
-    puts: std::sync::atomic::AtomicUsize,
+    puts: AtomicUsize,
+    unreadable: AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl openfloor_store::Views for CountedPuts {
-    async fn put(
-        &self,
-        event: EventId,
-        view: Arc<openfloor_store::StoredView>,
-    ) -> openfloor_store::StoreResult<bool> {
-        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+impl Views for WatchedViews {
+    async fn put(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<bool> {
+        self.puts.fetch_add(1, SeqCst);
         self.inner.put(event, view).await
     }
-    async fn get(
-        &self,
-        event: EventId,
-    ) -> openfloor_store::StoreResult<Option<Arc<openfloor_store::StoredView>>> {
+    async fn get(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
+        if self.unreadable.load(SeqCst) {
+            return Err(StoreError::corrupt_msg("a part is gone"));
+        }
         self.inner.get(event).await
     }
-    async fn replace(
-        &self,
-        event: EventId,
-        view: Arc<openfloor_store::StoredView>,
-    ) -> openfloor_store::StoreResult<()> {
+    async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
+        self.unreadable.store(false, SeqCst);
         self.inner.replace(event, view).await
     }
+}
+
+/// A memory store whose views are watched, holding `meta`'s event with a
+/// history of `len` records.
+async fn watched_store(meta: &EventMeta, len: u64, unreadable: bool) -> (Store, Arc<WatchedViews>) {
+    let memory = MemoryStore::new();
+    let views = Arc::new(WatchedViews {
+        inner: memory.clone(),
+        puts: AtomicUsize::new(0),
+        unreadable: AtomicBool::new(unreadable),
+    });
+    let store = Store {
+        directory: memory.clone(),
+        log: memory,
+        views: views.clone(),
+    };
+    store.directory.create(meta).await.unwrap();
+    store
+        .log
+        .append_batch(meta.log(), history(meta.id, len))
+        .await
+        .unwrap();
+    (store, views)
 }
 
 /// A sweep writes only views that are behind: an idle live event's views
 /// (megabytes of parts, on DynamoDB) are not rewritten every minute.
 #[tokio::test]
 async fn a_sweep_writes_only_the_views_that_are_behind() {
-    let memory = MemoryStore::new();
-    let counted = Arc::new(CountedPuts {
-        inner: memory.clone(),
-        puts: Default::default(),
-    });
-    let store = Store {
-        directory: memory.clone(),
-        log: memory,
-        views: counted.clone(),
-    };
     let meta = event();
-    store.directory.create(&meta).await.unwrap();
-    store
-        .log
-        .append_batch(meta.log(), history(meta.id, 30))
-        .await
-        .unwrap();
+    let (store, views) = watched_store(&meta, 30, false).await;
     let projector = Projector::new(store.clone());
     let first = projector.sweep(meta.created_at, |_| true).await.unwrap();
-    assert_eq!(
-        (
-            first.changed,
-            counted.puts.load(std::sync::atomic::Ordering::SeqCst)
-        ),
-        (1, 1)
-    );
+    assert_eq!((first.changed, views.puts.load(SeqCst)), (1, 1));
     let again = projector.sweep(meta.created_at, |_| true).await.unwrap();
     assert_eq!(again.changed, 0);
     assert_eq!(
-        counted.puts.load(std::sync::atomic::Ordering::SeqCst),
+        views.puts.load(SeqCst),
         1,
         "nothing written for views that are current"
     );
-}
-
-/// Views that cannot be read: readable only after the first `replace`.
-struct Unreadable {
-    inner: Arc<MemoryStore>,
-    repaired: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl openfloor_store::Views for Unreadable {
-    async fn put(
-        &self,
-        event: EventId,
-        view: Arc<openfloor_store::StoredView>,
-    ) -> openfloor_store::StoreResult<bool> {
-        self.inner.put(event, view).await
-    }
-    async fn get(
-        &self,
-        event: EventId,
-    ) -> openfloor_store::StoreResult<Option<Arc<openfloor_store::StoredView>>> {
-        if !self.repaired.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(openfloor_store::StoreError::corrupt_msg("a part is gone"));
-        }
-        self.inner.get(event).await
-    }
-    async fn replace(
-        &self,
-        event: EventId,
-        view: Arc<openfloor_store::StoredView>,
-    ) -> openfloor_store::StoreResult<()> {
-        self.repaired
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.inner.replace(event, view).await
-    }
 }
 
 /// `verify` reports views it cannot read as a difference, names the cause,
 /// and `--repair` rewrites them, instead of stopping.
 #[tokio::test]
 async fn verify_reports_and_repairs_views_it_cannot_read() {
-    let memory = MemoryStore::new();
-    let views = Arc::new(Unreadable {
-        inner: memory.clone(),
-        repaired: Default::default(),
-    });
-    let store = Store {
-        directory: memory.clone(),
-        log: memory,
-        views,
-    };
     let meta = event();
-    store.directory.create(&meta).await.unwrap();
+    let (store, _) = watched_store(&meta, 10, true).await;
     store
         .log
         .append_batch(meta.log(), history(meta.id, 10))

@@ -282,9 +282,11 @@ async fn refusals_store_nothing() {
     assert_eq!(s.store.log.read_event(s.meta.log()).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_first_vote_reads_only_its_checks_never_its_own_sequence() {
-    let watched = Watched::new(false);
+/// A voter's first vote on a just-asked question, on a log whose recent
+/// reads are `stale` or not; asserts it was appended, and returns the point
+/// reads the vote made, with the question.
+async fn first_vote_reads(stale: bool) -> (Vec<(&'static str, Vec<Lookup>)>, QuestionId) {
+    let watched = Watched::new(stale);
     let s = setup(Some(watched.clone() as Arc<dyn Log>)).await;
     let question = QuestionId::from_ulid(s.executor.mint());
     ask(&s, question).await;
@@ -294,15 +296,16 @@ async fn a_first_vote_reads_only_its_checks_never_its_own_sequence() {
         voter: voter(&s.meta, "voter-token-0000001"),
         up: true,
     });
-    assert!(
-        s.executor
-            .execute(&s.meta, &up, None)
-            .await
-            .unwrap()
-            .appended
-    );
+    let executed = s.executor.execute(&s.meta, &up, None).await.unwrap();
+    assert!(executed.appended);
+    (watched.take_reads(), question)
+}
+
+#[tokio::test]
+async fn a_first_vote_reads_only_its_checks_never_its_own_sequence() {
+    let (reads, question) = first_vote_reads(false).await;
     assert_eq!(
-        watched.take_reads(),
+        reads,
         [(
             "recent",
             vec![
@@ -316,25 +319,9 @@ async fn a_first_vote_reads_only_its_checks_never_its_own_sequence() {
 
 #[tokio::test]
 async fn a_stale_check_never_refuses_a_vote_it_is_decided_again_from_every_read() {
-    let watched = Watched::new(true);
-    let s = setup(Some(watched.clone() as Arc<dyn Log>)).await;
-    let question = QuestionId::from_ulid(s.executor.mint());
-    ask(&s, question).await;
-    watched.take_reads();
-    let up = Command::Vote(Vote {
-        question,
-        voter: voter(&s.meta, "voter-token-0000001"),
-        up: true,
-    });
     // The stale checks say "no such question"; the strong reads find it.
-    assert!(
-        s.executor
-            .execute(&s.meta, &up, None)
-            .await
-            .unwrap()
-            .appended
-    );
-    let kinds: Vec<&str> = watched.take_reads().into_iter().map(|(k, _)| k).collect();
+    let (reads, _) = first_vote_reads(true).await;
+    let kinds: Vec<&str> = reads.into_iter().map(|(kind, _)| kind).collect();
     assert_eq!(kinds, ["recent", "strong"]);
 }
 
