@@ -63,6 +63,11 @@ pub enum ApiError {
     /// client cannot be sent on. An operator must configure the region.
     #[error("this event lives in region {region}, which this deployment cannot route to")]
     HomedElsewhere { region: String },
+    /// This region does not know the event yet, and its id is young enough
+    /// that it may have been created in another region a moment ago: the
+    /// directory is still replicating. A passing state, never "gone".
+    #[error("this event is not known in this region yet (just created elsewhere?); try again")]
+    NotHereYet,
     /// Retryable: the cause says why (for the log, never the client).
     #[error("the service is busy; try again shortly")]
     Unavailable(#[source] BoxError),
@@ -106,6 +111,7 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::HomedElsewhere { .. } => (StatusCode::SERVICE_UNAVAILABLE, "homed_elsewhere"),
+            ApiError::NotHereYet => (StatusCode::SERVICE_UNAVAILABLE, "not_here_yet"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -145,7 +151,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(seconds) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::NotHereYet => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
             ApiError::HomedElsewhere { .. } => {
@@ -200,6 +206,12 @@ impl From<MalformedId> for ApiError {
 
 impl From<InvalidText> for ApiError {
     fn from(e: InvalidText) -> Self {
+        ApiError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<crate::regions::UnknownRegion> for ApiError {
+    fn from(e: crate::regions::UnknownRegion) -> Self {
         ApiError::InvalidInput(e.to_string())
     }
 }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod regions;
 pub mod routes;
 pub mod routing;
 pub mod serve;
@@ -26,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use openfloor_domain::clock::{Clock, SystemClock};
+pub use regions::Regions;
 pub use serve::{serve, serve_with, ConnectionLimits};
 pub use state::{ApiConfig, AppState, VIEW_REUSE_BEHIND_A_CDN};
 
@@ -111,6 +113,11 @@ pub const SERVICE_ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/api/regions",
+        handler: || get(events::regions),
+    },
+    Route {
+        method: Method::GET,
         path: "/api/qr",
         handler: || get(client::qr),
     },
@@ -131,8 +138,16 @@ fn routes(table: &[Route]) -> Router<AppState> {
     })
 }
 
-/// Builds the whole service: API, health check and web client.
+/// Builds the whole service: API, health check and web client, each also
+/// under a region's path prefix (`/r/{region}/…`, see [`routing`]).
 pub fn router(app: AppState) -> Router {
+    // The prefix comes off before routing, so one route table serves both.
+    Router::new()
+        .fallback_service(site(app))
+        .layer(middleware::from_fn(routing::strip_region_prefix))
+}
+
+fn site(app: AppState) -> Router {
     let api = routes(EVENT_ROUTES)
         .layer(middleware::from_fn_with_state(
             app.clone(),
@@ -225,7 +240,7 @@ async fn health(
     let probe = openfloor_domain::ids::EventId::from_ulid(ulid::Ulid::nil());
     app.store.directory.get(probe).await?;
     Ok(Json(
-        serde_json::json!({"status": "ok", "region": app.config.region}),
+        serde_json::json!({"status": "ok", "region": app.config.regions.serving}),
     ))
 }
 

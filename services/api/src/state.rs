@@ -11,12 +11,14 @@ use openfloor_domain::ids::EventId;
 use openfloor_store::{EventMeta, Store, StoredView, Trigger};
 
 use crate::error::ApiError;
+use crate::regions::Regions;
 
 /// Settings of the API, fixed at start.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// This deployment's region name; new events live here.
-    pub region: String,
+    /// The deployment's regions: this instance's, where new events live
+    /// unless the host's location or choice says otherwise, and the others.
+    pub regions: Regions,
     /// How long an event (and its records) lives.
     pub retention: Duration,
     /// How many partitions a new event's records are spread over.
@@ -30,9 +32,6 @@ pub struct ApiConfig {
     /// cookie is `Secure` and named with the `__Host-` prefix. From the
     /// configuration alone, never from a client's `X-Forwarded-Proto`.
     pub secure_cookies: bool,
-    /// Other regions' API base URLs, by region name. Requests for an event
-    /// homed elsewhere are redirected there. Empty: a single region.
-    pub region_urls: std::collections::HashMap<String, String>,
     /// How long this instance may answer polls from views it has read
     /// ([`VIEW_REUSE_BEHIND_A_CDN`] on AWS). Zero: read the store each time
     /// (the embedded store keeps its views in memory anyway).
@@ -53,13 +52,12 @@ const KEPT_VIEWS: u64 = 10_000;
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            region: "local".into(),
+            regions: Regions::single("local"),
             retention: Duration::from_secs(30 * 24 * 3600),
             shards: 1,
             client_salt: b"openfloor".to_vec(),
             trust_forwarded_for: false,
             secure_cookies: false,
-            region_urls: std::collections::HashMap::new(),
             view_reuse: Duration::ZERO,
         }
     }

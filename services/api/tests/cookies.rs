@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use openfloor_api::{router, ApiConfig, AppState, SystemClock};
+use openfloor_api::{router, ApiConfig, AppState, Regions, SystemClock};
 use openfloor_domain::ids::EventId;
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::LocalTrigger;
@@ -20,7 +20,7 @@ async fn secure_app() -> (axum::Router, EventId) {
         .build();
     store.directory.create(&meta).await.unwrap();
     let config = ApiConfig {
-        region: "eu-west-1".into(),
+        regions: Regions::single("eu-west-1"),
         secure_cookies: true,
         ..ApiConfig::default()
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use openfloor_api::{router, ApiConfig, AppState, SystemClock, VIEW_REUSE_BEHIND_A_CDN};
+use openfloor_api::{router, ApiConfig, AppState, Regions, SystemClock, VIEW_REUSE_BEHIND_A_CDN};
 use openfloor_domain::ids::EventId;
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::{LocalTrigger, Store, StoreResult, StoredView, Views};
@@ -59,7 +59,7 @@ async fn setup(view_reuse: Duration) -> (axum::Router, Arc<Counted>, EventId) {
     let stored = openfloor_testing::scenarios::view(1);
     store.views.put(meta.id, stored).await.unwrap();
     let config = ApiConfig {
-        region: "eu-west-1".into(),
+        regions: Regions::single("eu-west-1"),
         view_reuse,
         ..ApiConfig::default()
     };

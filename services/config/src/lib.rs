@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use openfloor_api::regions::{is_region_name, Coordinates, Regions};
 use openfloor_domain::secret::HostSecret;
 
 /// The settings of a Lambda function: the store and the service, from the
@@ -133,7 +134,8 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENFLOOR_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
-    /// This deployment's region name (new events live here). With
+    /// This instance's region name (new events live here unless chosen
+    /// otherwise; see --regions). With
     /// `--backend aws` the AWS region is used instead.
     #[arg(long, env = "OPENFLOOR_REGION", default_value = "local")]
     pub region: String,
@@ -164,6 +166,24 @@ pub struct ServeArgs {
         value_parser = parse_region_url
     )]
     pub region_urls: Vec<(String, String)>,
+
+    /// Every region of the deployment, this one included (comma-separated).
+    /// A new event lives in the one the host names, else the one nearest
+    /// the host (by the CDN's viewer location), else this one. Regions with
+    /// a --region-url are included anyway.
+    #[arg(long = "regions", env = "OPENFLOOR_REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
+
+    /// Where a region is, as NAME=LATITUDE:LONGITUDE in degrees
+    /// (repeatable; the variable takes a comma-separated list). The usual
+    /// AWS regions are known already; this adds others or moves them.
+    #[arg(
+        long = "region-coordinates",
+        env = "OPENFLOOR_REGION_COORDINATES",
+        value_delimiter = ',',
+        value_parser = parse_region_coordinates
+    )]
+    pub region_coordinates: Vec<(String, Coordinates)>,
 
     /// How many days an event and its records are kept.
     #[arg(
@@ -247,23 +267,50 @@ impl ServeArgs {
         shards: u16,
         client_salt: Vec<u8>,
     ) -> openfloor_api::ApiConfig {
-        openfloor_api::ApiConfig {
+        let regions = Regions::new(
             region,
+            self.regions.iter().filter(|r| !r.is_empty()).cloned(),
+            self.region_urls.iter().cloned().collect(),
+            self.region_coordinates.iter().cloned().collect(),
+        );
+        if regions.is_multi_region() {
+            for unplaced in regions.unplaced() {
+                tracing::warn!(
+                    region = unplaced,
+                    "no coordinates for this region (--region-coordinates): \
+                     it is never chosen as the nearest"
+                );
+            }
+        }
+        openfloor_api::ApiConfig {
+            regions,
             retention: std::time::Duration::from_secs(u64::from(self.retention_days) * 24 * 3600),
             shards,
             client_salt,
             trust_forwarded_for: self.trust_forwarded_for,
             secure_cookies: self.secure_cookies,
-            region_urls: self.region_urls.iter().cloned().collect(),
             view_reuse: std::time::Duration::ZERO,
         }
     }
 }
 
+fn parse_region_coordinates(s: &str) -> Result<(String, Coordinates), String> {
+    let wrong = || format!("{s:?} is not NAME=LATITUDE:LONGITUDE, e.g. eu-west-1=53.35:-6.26");
+    let (name, at) = s.split_once('=').ok_or_else(wrong)?;
+    let (latitude, longitude) = at.split_once(':').ok_or_else(wrong)?;
+    let degrees = |d: &str| d.trim().parse::<f64>().map_err(|_| wrong());
+    let at = Coordinates::new(degrees(latitude)?, degrees(longitude)?).ok_or_else(wrong)?;
+    if !is_region_name(name) {
+        return Err(wrong());
+    }
+    Ok((name.to_owned(), at))
+}
+
 fn parse_region_url(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((name, url))
-            if !name.is_empty() && (url.starts_with("http://") || url.starts_with("https://")) =>
+            if is_region_name(name)
+                && (url.starts_with("http://") || url.starts_with("https://")) =>
         {
             Ok((name.to_owned(), url.to_owned()))
         }

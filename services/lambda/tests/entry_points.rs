@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use http_body_util::BodyExt;
-use openfloor_api::{ApiConfig, AppState, SystemClock};
+use openfloor_api::{ApiConfig, AppState, Regions, SystemClock};
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::RecordBody;
 use openfloor_projector::service::ProjectorService;
@@ -65,7 +65,7 @@ async fn the_projector_handler_reports_only_the_poison_message() {
 
 fn app() -> AppState {
     let config = ApiConfig {
-        region: "eu-west-1".into(),
+        regions: Regions::single("eu-west-1"),
         trust_forwarded_for: true,
         secure_cookies: true,
         ..ApiConfig::default()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use openfloor::poller::handle_received;
-use openfloor_api::{ApiConfig, AppState, SystemClock};
+use openfloor_api::{ApiConfig, AppState, Regions, SystemClock};
 use openfloor_aws::queue::{Command, Queue, MAX_RECEIVES};
 use openfloor_aws::stream::{RecordsStreamTrigger, StreamReader};
 use openfloor_aws::{Aws, AwsSettings};
@@ -27,7 +27,7 @@ use ulid::Ulid;
 
 fn config(region: &str) -> ApiConfig {
     ApiConfig {
-        region: region.into(),
+        regions: Regions::single(region),
         shards: 4,
         ..ApiConfig::default()
     }

@@ -1,9 +1,9 @@
 //! Creating and describing events.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use openfloor_commands::NewEvent;
 use openfloor_domain::fold::EventState;
 use openfloor_domain::input::Title;
@@ -13,12 +13,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody};
+use crate::regions::{Coordinates, Region};
+use crate::routing::{send_to_region, PathRegion};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct CreateEvent {
     #[serde(default)]
     title: Option<String>,
+    /// The home region the host chose; else the one nearest the host.
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// The `region` a create's query names. A create sent on to its chosen
+/// region carries it, so that the region there does not choose again (two
+/// regions placed differently could otherwise send it back and forth).
+/// Region names need no escaping; anything else fails as an unknown region.
+fn region_in_query(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("region="))
 }
 
 #[derive(Serialize)]
@@ -34,21 +49,44 @@ struct Created {
 #[tracing::instrument(skip_all, fields(event))]
 pub async fn create(
     State(app): State<AppState>,
+    path_region: Option<Extension<PathRegion>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<CreateEvent>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let title = Title::parse(body.title.as_deref().unwrap_or(""))?;
+    let regions = &app.config.regions;
+    let named = body.region.as_deref().or(region_in_query(query.as_deref()));
+    let home = regions.choose_home(named, Coordinates::of_viewer(&headers))?;
+    if home != regions.serving {
+        // Only the home region writes an event's records; it creates it.
+        let path = format!("/api/events?region={home}");
+        return Ok(send_to_region(
+            regions,
+            home,
+            &path,
+            path_region.as_ref().map(|r| &r.0),
+        ));
+    }
     let created = app
         .executor
         .create_event(NewEvent {
             title,
-            region: app.config.region.clone(),
+            region: regions.serving.clone(),
             shards: app.config.shards,
             retention: app.config.retention,
         })
         .await?;
     let id = created.meta.id;
     tracing::Span::current().record("event", tracing::field::display(id));
-    tracing::info!("event created");
+    tracing::info!(region = %created.meta.region, "event created");
+    // With several regions, links name the event's region, so that the
+    // one address sends every request straight there.
+    let page = if regions.is_multi_region() {
+        format!("/r/{}/event/{id}", created.meta.region)
+    } else {
+        format!("/event/{id}")
+    };
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -56,12 +94,42 @@ pub async fn create(
             secret: created.secret.expose().to_owned(),
             title: created.meta.title.as_str().to_owned(),
             region: created.meta.region,
-            guest_url: format!("/event/{id}"),
             // The secret rides in the fragment: browsers never send it to
             // servers, CDN logs or Referer headers.
-            host_url: format!("/event/{id}/host#{}", created.secret.expose()),
+            host_url: format!("{page}/host#{}", created.secret.expose()),
+            guest_url: page,
         }),
-    ))
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+struct RegionsInfo<'a> {
+    /// The region answering.
+    serving: &'a str,
+    /// Where a create from this client would live if it named none.
+    suggested: &'a str,
+    regions: Vec<&'a Region>,
+}
+
+/// The deployment's regions, for a host choosing where an event lives.
+pub async fn regions(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let regions = &app.config.regions;
+    let suggested = regions
+        .choose_home(None, Coordinates::of_viewer(&headers))
+        .unwrap_or(&regions.serving);
+    let mut response = Json(RegionsInfo {
+        serving: &regions.serving,
+        suggested,
+        regions: regions.all.values().collect(),
+    })
+    .into_response();
+    // The suggestion depends on where the viewer is.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("private, no-store"),
+    );
+    response
 }
 
 #[derive(Serialize)]

@@ -66,6 +66,8 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
         trust_forwarded_for: false,
         secure_cookies: false,
         region_urls: Vec::new(),
+        regions: Vec::new(),
+        region_coordinates: Vec::new(),
         header_timeout: limits.header_read,
         body_timeout: limits.body_read,
         max_connections: limits.max_connections,
