@@ -9,6 +9,22 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The region this page's address names (`/r/{region}/…`), as the share
+ * links of a deployment of several regions do; `null` for a plain path.
+ * Requests go to the same region's path, so the one address (the CDN) sends
+ * them straight to it.
+ */
+export function regionOf(path) {
+  const match = /^\/r\/([a-z0-9-]{1,40})(?:\/|$)/.exec(path);
+  return match ? match[1] : null;
+}
+
+/** The path prefix of requests for `region` (none for `null`). */
+export function regionBase(region) {
+  return region ? `/r/${region}` : '';
+}
+
 /** True for failures worth retrying: the network, 429 and 503. */
 export function retryable(error) {
   return !(error instanceof ApiError) || error.status === 429 || error.status === 503;
@@ -30,7 +46,8 @@ export async function request(method, path, { body, secret, etag } = {}) {
     credentials: 'same-origin',
     cache: 'no-cache',
   });
-  if (response.status === 304) return { notModified: true, etag };
+  // After a redirect, `url` says where the request was answered.
+  if (response.status === 304) return { notModified: true, etag, url: response.url };
   const text = await response.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
@@ -39,7 +56,7 @@ export async function request(method, path, { body, secret, etag } = {}) {
     error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
     throw error;
   }
-  return { json, etag: response.headers.get('ETag'), status: response.status };
+  return { json, etag: response.headers.get('ETag'), status: response.status, url: response.url };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,13 +1,34 @@
-// The event page, for guests (/event/{id}) and the host (/event/{id}/host#secret).
-import { ApiError, ago, el, request, retryable, stored, ulid, voteWord, votesLabel, withRetry } from './api.js';
+// The event page, for guests (/event/{id}) and the host (/event/{id}/host#secret),
+// each also under a region's path (/r/{region}/event/{id}…), as the share
+// links of a deployment of several regions are.
+import {
+  ApiError, ago, el, regionBase, regionOf, request, retryable, stored, ulid, voteWord, votesLabel, withRetry,
+} from './api.js';
 
-const [, , eventId, hostPart] = location.pathname.split('/');
+let region = regionOf(location.pathname);
+const [eventId, hostPart] = location.pathname.slice(regionBase(region).length).split('/').slice(2);
 const isHost = hostPart === 'host';
 // The host secret lives in the fragment: browsers never send it to servers.
 // It is kept in memory and sent only as an Authorization header.
 const secret = isHost ? decodeURIComponent(location.hash.slice(1)) : null;
-const api = `/api/events/${eventId}`;
-const viewPath = isHost ? `${api}/host/questions` : `${api}/questions`;
+let api = `${regionBase(region)}/api/events/${eventId}`;
+let viewPath = isHost ? `${api}/host/questions` : `${api}/questions`;
+
+/**
+ * When an answer came from another region's path (the event lives there: a
+ * stale or missing hint was sent on with a 307), ask that region directly
+ * from now on, and show its address, so a reload or a copied link goes
+ * straight there.
+ */
+function followRegion(answeredAt) {
+  const answeredIn = answeredAt ? regionOf(new URL(answeredAt).pathname) : null;
+  if (!answeredIn || answeredIn === region) return;
+  region = answeredIn;
+  api = `${regionBase(region)}/api/events/${eventId}`;
+  viewPath = isHost ? `${api}/host/questions` : `${api}/questions`;
+  const page = `${regionBase(region)}/event/${eventId}${isHost ? '/host' : ''}`;
+  history.replaceState(history.state, '', page + location.hash);
+}
 
 const MAX_TEXT = 1000;
 const POLL_VISIBLE_MS = 1000;
@@ -50,6 +71,7 @@ function schedule(ms) {
 async function poll() {
   try {
     const answer = await request('GET', viewPath, { secret, etag: state.etag });
+    followRegion(answer.url);
     if (!answer.notModified) {
       state.view = answer.json;
       state.etag = answer.etag;
@@ -67,6 +89,13 @@ async function poll() {
     }
     if (error instanceof ApiError && error.status === 401) {
       return stop('This host link is not valid. Use the complete host link you were given when the event was created.');
+    }
+    if (error instanceof ApiError && error.code === 'not_here_yet') {
+      // Created moments ago in another region: this one will know it as
+      // soon as the directory has replicated. Waiting, not failing.
+      const wait = Math.max((error.retryAfter || 1) * 1000, 1000);
+      problem('Waiting for this event to reach this region (it was created moments ago)…');
+      return schedule(wait);
     }
     state.failures += 1;
     const wait = Math.min(30000, Math.max((error.retryAfter || 0) * 1000, 1000 * 2 ** (state.failures - 1)));

@@ -1,5 +1,8 @@
 // The home page: create an event, show its links and a QR code.
-import { request, withRetry } from './api.js';
+import { el, regionBase, regionOf, request, withRetry } from './api.js';
+
+// Served under a region's path (/r/{region}/), ask that region.
+const base = regionBase(regionOf(location.pathname));
 
 const form = document.getElementById('create');
 const status = document.getElementById('create-status');
@@ -12,7 +15,8 @@ form.addEventListener('submit', async (event) => {
   status.classList.remove('error');
   try {
     const title = document.getElementById('title').value;
-    const { json } = await withRetry(() => request('POST', '/api/events', { body: { title } }), {
+    const region = document.getElementById('region').value || undefined;
+    const { json } = await withRetry(() => request('POST', `${base}/api/events`, { body: { title, region } }), {
       onRetry: (_, wait) => { status.textContent = `Connection problem; retrying in ${Math.round(wait / 1000)} s…`; },
     });
     show(json);
@@ -32,7 +36,7 @@ function show(created) {
   document.getElementById('host-link').textContent = host;
   document.getElementById('guest-open').href = guest;
   document.getElementById('host-open').href = host;
-  document.getElementById('qr').src = `/api/qr?text=${encodeURIComponent(guest)}`;
+  document.getElementById('qr').src = `${base}/api/qr?text=${encodeURIComponent(guest)}`;
   document.getElementById('created').hidden = false;
   form.hidden = true;
   document.getElementById('guest-link').scrollIntoView({ block: 'nearest' });
@@ -55,3 +59,19 @@ for (const copy of document.querySelectorAll('[data-copy]')) {
     }
   });
 }
+
+// A deployment of several regions lets the host choose where the event runs
+// (by default the one nearest them). One region: nothing to choose.
+async function offerRegions() {
+  try {
+    const { json } = await request('GET', `${base}/api/regions`);
+    if (!json || json.regions.length < 2) return;
+    const nearest = json.regions.find((r) => r.name === json.suggested);
+    document.getElementById('region-auto').textContent = `Nearest to you${nearest ? ` (${nearest.label})` : ''}`;
+    document.getElementById('region').append(...json.regions.map((r) => el('option', { value: r.name }, r.label === r.name ? r.name : `${r.label} · ${r.name}`)));
+    document.getElementById('region-choice').hidden = false;
+  } catch {
+    // Without the list, the event runs in the region nearest the host.
+  }
+}
+offerRegions();
