@@ -56,6 +56,8 @@ const state = {
   /** Vote changes sent but not yet reflected by a newer view: qid -> +1/-1. */
   inflight: new Map(),
   editing: null,
+  /** When the page began waiting for the event to replicate here (0: not). */
+  waitingSince: 0,
 };
 
 $('role').textContent = isHost ? '· host view' : '';
@@ -80,6 +82,8 @@ async function poll() {
     }
     state.freshAt = Date.now();
     state.failures = 0;
+    state.waitingSince = 0;
+    $('waiting').hidden = true;
     showFreshness();
     problem(null);
     schedule(document.hidden ? POLL_HIDDEN_MS : POLL_VISIBLE_MS);
@@ -93,9 +97,8 @@ async function poll() {
     if (error instanceof ApiError && error.code === 'not_here_yet') {
       // Created moments ago in another region: this one will know it as
       // soon as the directory has replicated. Waiting, not failing.
-      const wait = Math.max((error.retryAfter || 1) * 1000, 1000);
-      problem('Waiting for this event to reach this region (it was created moments ago)…');
-      return schedule(wait);
+      waiting();
+      return schedule(Math.max((error.retryAfter || 1) * 1000, 1000));
     }
     state.failures += 1;
     const wait = Math.min(30000, Math.max((error.retryAfter || 0) * 1000, 1000 * 2 ** (state.failures - 1)));
@@ -114,8 +117,29 @@ function stop(message) {
   problem(message);
 }
 
+/** How long "waiting" reads as normal before the page says it is slow. */
+const PATIENT_MS = 30000;
+
+/**
+ * Says, politely and once (not at every poll), that the event is on its way
+ * to this region; after a while, that it is taking long.
+ */
+function waiting() {
+  state.waitingSince ||= Date.now();
+  $('title').textContent = 'Getting the event ready…';
+  const slow = Date.now() - state.waitingSince > PATIENT_MS;
+  const message = slow
+    ? 'This is taking longer than usual. If the event does not open, check the link with the host. This page keeps trying.'
+    : 'This event was created a moment ago and is still being set up. This page opens it by itself in a few seconds; there is no need to reload.';
+  const box = $('waiting');
+  if (box.textContent !== message) box.textContent = message;
+  box.hidden = false;
+}
+
 function problem(message, offerRetry = false) {
   const box = $('problem');
+  // Rewriting an alert makes screen readers read it again: only on change.
+  if (message && box.textContent.startsWith(message) && !box.hidden) return;
   box.replaceChildren();
   box.hidden = !message;
   if (!message) return;
@@ -142,6 +166,7 @@ function render() {
   }
   const view = state.view;
   if (!view) return;
+  for (const list of document.querySelectorAll('.lists')) list.hidden = false;
   const title = view.event.title || 'Untitled event';
   $('title').textContent = title;
   document.title = `${title} · openfloor`;

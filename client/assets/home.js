@@ -15,12 +15,13 @@ form.addEventListener('submit', async (event) => {
   status.classList.remove('error');
   try {
     const title = document.getElementById('title').value;
-    const region = document.getElementById('region').value || undefined;
+    const region = document.querySelector('input[name="region"]:checked')?.value || undefined;
     const { json } = await withRetry(() => request('POST', `${base}/api/events`, { body: { title, region } }), {
       onRetry: (_, wait) => { status.textContent = `Connection problem; retrying in ${Math.round(wait / 1000)} s…`; },
     });
     show(json);
-    status.textContent = '';
+    const where = regionLabels.get(json.region);
+    status.textContent = `Event created${where ? ` (server: ${where})` : ''}. Share the guest link below.`;
   } catch (error) {
     status.textContent = `Could not create the event: ${error.message}`;
     status.classList.add('error');
@@ -39,7 +40,8 @@ function show(created) {
   document.getElementById('qr').src = `${base}/api/qr?text=${encodeURIComponent(guest)}`;
   document.getElementById('created').hidden = false;
   form.hidden = true;
-  document.getElementById('guest-link').scrollIntoView({ block: 'nearest' });
+  // The form that had focus is gone: move to what comes next.
+  document.getElementById('guest-heading').focus();
 }
 
 for (const copy of document.querySelectorAll('[data-copy]')) {
@@ -62,16 +64,24 @@ for (const copy of document.querySelectorAll('[data-copy]')) {
 
 // A deployment of several regions lets the host choose where the event runs
 // (by default the one nearest them). One region: nothing to choose.
+const regionLabels = new Map();
+
 async function offerRegions() {
+  let info;
   try {
-    const { json } = await request('GET', `${base}/api/regions`);
-    if (!json || json.regions.length < 2) return;
-    const nearest = json.regions.find((r) => r.name === json.suggested);
-    document.getElementById('region-auto').textContent = `Nearest to you${nearest ? ` (${nearest.label})` : ''}`;
-    document.getElementById('region').append(...json.regions.map((r) => el('option', { value: r.name }, r.label === r.name ? r.name : `${r.label} · ${r.name}`)));
-    document.getElementById('region-choice').hidden = false;
+    ({ json: info } = await request('GET', `${base}/api/regions`));
   } catch {
-    // Without the list, the event runs in the region nearest the host.
+    return; // Without the list, the event runs in the region nearest the host.
   }
+  if (!info || info.regions.length < 2) return;
+  for (const r of info.regions) regionLabels.set(r.name, r.label);
+  const suggested = regionLabels.get(info.suggested) ?? info.suggested;
+  const option = (value, label, checked) => el('label', { class: 'option' },
+    el('input', { type: 'radio', name: 'region', value, checked }), label);
+  document.getElementById('region-options').append(
+    option('', info.nearest ? `Automatic: the nearest to you, now ${suggested}` : `Automatic (now ${suggested})`, true),
+    ...info.regions.map((r) => option(r.name, r.label, false)),
+  );
+  document.getElementById('region-choice').hidden = false;
 }
 offerRegions();

@@ -88,12 +88,15 @@ test('a host chooses a region; guests anywhere join through one address', { skip
   // which sends the create on to A on the same origin.
   const home = await open(edge, { viewport: { width: 1280, height: 900 } });
   await home.page.locator('#region-choice').waitFor({ state: 'visible', timeout: 5000 });
-  assert.deepEqual(await home.page.locator('#region option').evaluateAll((os) => os.map((o) => o.value)), ['', A, B]);
-  await home.page.getByLabel('Where it runs').selectOption(A);
+  assert.deepEqual(await home.page.locator('#region-options input').evaluateAll((os) => os.map((o) => o.value)), ['', A, B]);
+  assert.equal(await home.page.getByLabel(/^Automatic/).isChecked(), true, 'automatic unless the host picks one');
+  await home.page.getByLabel('Europe (Ireland)', { exact: true }).check();
   await home.page.getByLabel('Event title').fill('Two regions');
   await home.page.screenshot({ path: join(artifacts, 'regions-home-choose.png'), fullPage: true });
   await home.page.getByRole('button', { name: 'Create event' }).click();
   await home.page.locator('#created').waitFor({ state: 'visible' });
+  await home.page.getByText('Event created (server: Europe (Ireland))').waitFor();
+  assert.equal(await home.page.evaluate(() => document.activeElement.id), 'guest-heading', 'focus moves on');
   const guestLink = await home.page.locator('#guest-link').textContent();
   const hostLink = await home.page.locator('#host-link').textContent();
   assert.match(guestLink, new RegExp(`^${edge}/r/${A}/event/[0-9A-Z]{26}$`));
@@ -134,14 +137,16 @@ test('a guest of a brand-new event waits for replication, then sees the board', 
     // A hand-typed link without the region reaches B, which has not heard
     // of the event yet.
     const guest = await open(`${edge}/event/${created.id}`);
-    await guest.page.getByText('Waiting for this event to reach this region').waitFor({ timeout: 5000 });
+    await guest.page.getByText('still being set up').waitFor({ timeout: 5000 });
+    assert.equal(await guest.page.getByRole('status').filter({ hasText: 'still being set up' }).count(), 1, 'told politely');
+    assert.equal(await guest.page.locator('#problem').isVisible(), false, 'not an alert');
     assert.equal(await guest.page.getByText('does not exist').count(), 0);
     await guest.page.screenshot({ path: join(artifacts, 'regions-waiting.png'), fullPage: true });
     replicator.child.kill('SIGCONT');
     resumed = true;
     await guest.page.locator('#title', { hasText: 'Brand new' }).waitFor({ timeout: 10000 });
     await guest.page.waitForURL(`${edge}/r/${A}/event/${created.id}`, { timeout: 5000 });
-    assert.equal(await guest.page.locator('#problem').isVisible(), false, 'the waiting note is gone');
+    assert.equal(await guest.page.locator('#waiting').isVisible(), false, 'the waiting note is gone');
     await guest.context.close();
   } finally {
     if (!resumed) replicator.child.kill('SIGCONT');

@@ -2,11 +2,11 @@
 //! the region named in the path. It looks nothing up: like CloudFront's
 //! cache behaviours, it routes by path prefix alone.
 //!
-//! | path | goes to |
-//! |---|---|
-//! | `/r/{region}/…` | that region's server, path unchanged |
-//! | `/api/…` | the default region, as `/r/{default}/api/…` (CloudFront: an origin whose `OriginPath` is `/r/{default}`) |
-//! | anything else | the default region, unchanged (CloudFront: the S3 bucket of the web client) |
+//! - `/r/{region}/…` goes to that region's server, path unchanged;
+//! - `/api/…` goes to the default region as `/r/{default}/api/…`
+//!   (CloudFront: an origin whose `OriginPath` is `/r/{default}`);
+//! - anything else goes to the default region unchanged (CloudFront: the S3
+//!   bucket of the web client).
 //!
 //! It passes the client's `CloudFront-Viewer-Latitude`/`-Longitude` headers
 //! through, so a test can say where its host is; CloudFront sets them.

@@ -170,7 +170,7 @@ impl Regions {
     }
 
     /// The placed region nearest `viewer` (ties go to the first by name).
-    fn nearest(&self, viewer: Coordinates) -> Option<&str> {
+    pub fn nearest(&self, viewer: Coordinates) -> Option<&str> {
         self.all
             .values()
             .filter_map(|region| Some((region.at?.distance_km(viewer), region.name.as_str())))

@@ -387,6 +387,7 @@ async fn the_regions_are_listed_with_the_one_a_host_here_would_get() {
     let info = json(r).await;
     assert_eq!(info["serving"], "eu-west-1");
     assert_eq!(info["suggested"], "ap-southeast-2", "a host in Melbourne");
+    assert_eq!(info["nearest"], true);
     let names: Vec<_> = info["regions"]
         .as_array()
         .unwrap()
@@ -395,4 +396,13 @@ async fn the_regions_are_listed_with_the_one_a_host_here_would_get() {
         .collect();
     assert_eq!(names, ["ap-southeast-2", "eu-west-1", "us-east-1"]);
     assert_eq!(info["regions"][1]["label"], "Europe (Ireland)");
+
+    // Nobody knows where this viewer is: the serving region, and it says so.
+    let r = app_with(MemoryStore::store(), HashMap::new(), &["us-east-1"])
+        .oneshot(Request::get("/api/regions").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let info = json(r).await;
+    assert_eq!(info["suggested"], "eu-west-1");
+    assert_eq!(info["nearest"], false);
 }

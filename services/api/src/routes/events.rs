@@ -109,18 +109,20 @@ struct RegionsInfo<'a> {
     serving: &'a str,
     /// Where a create from this client would live if it named none.
     suggested: &'a str,
+    /// Whether that is the region nearest the viewer (else the serving
+    /// region: the viewer's location is unknown).
+    nearest: bool,
     regions: Vec<&'a Region>,
 }
 
 /// The deployment's regions, for a host choosing where an event lives.
 pub async fn regions(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let regions = &app.config.regions;
-    let suggested = regions
-        .choose_home(None, Coordinates::of_viewer(&headers))
-        .unwrap_or(&regions.serving);
+    let nearest = Coordinates::of_viewer(&headers).and_then(|viewer| regions.nearest(viewer));
     let mut response = Json(RegionsInfo {
         serving: &regions.serving,
-        suggested,
+        suggested: nearest.unwrap_or(&regions.serving),
+        nearest: nearest.is_some(),
         regions: regions.all.values().collect(),
     })
     .into_response();
