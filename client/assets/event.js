@@ -11,8 +11,16 @@ const isHost = hostPart === 'host';
 // The host secret lives in the fragment: browsers never send it to servers.
 // It is kept in memory and sent only as an Authorization header.
 const secret = isHost ? decodeURIComponent(location.hash.slice(1)) : null;
-let api = `${regionBase(region)}/api/events/${eventId}`;
-let viewPath = isHost ? `${api}/host/questions` : `${api}/questions`;
+let api;
+let viewPath;
+setRegion(region);
+
+/** Asks `name`'s path (`null`: the plain one) from now on. */
+function setRegion(name) {
+  region = name;
+  api = `${regionBase(region)}/api/events/${eventId}`;
+  viewPath = isHost ? `${api}/host/questions` : `${api}/questions`;
+}
 
 /**
  * When an answer came from another region's path (the event lives there: a
@@ -23,9 +31,7 @@ let viewPath = isHost ? `${api}/host/questions` : `${api}/questions`;
 function followRegion(answeredAt) {
   const answeredIn = answeredAt ? regionOf(new URL(answeredAt).pathname) : null;
   if (!answeredIn || answeredIn === region) return;
-  region = answeredIn;
-  api = `${regionBase(region)}/api/events/${eventId}`;
-  viewPath = isHost ? `${api}/host/questions` : `${api}/questions`;
+  setRegion(answeredIn);
   const page = `${regionBase(region)}/event/${eventId}${isHost ? '/host' : ''}`;
   history.replaceState(history.state, '', page + location.hash);
 }
@@ -58,6 +64,7 @@ const state = {
   editing: null,
   /** When the page began waiting for the event to replicate here (0: not). */
   waitingSince: 0,
+  waitTries: 0,
 };
 
 $('role').textContent = isHost ? '· host view' : '';
@@ -83,6 +90,7 @@ async function poll() {
     state.freshAt = Date.now();
     state.failures = 0;
     state.waitingSince = 0;
+    state.waitTries = 0;
     $('waiting').hidden = true;
     showFreshness();
     problem(null);
@@ -98,7 +106,11 @@ async function poll() {
       // Created moments ago in another region: this one will know it as
       // soon as the directory has replicated. Waiting, not failing.
       waiting();
-      return schedule(Math.max((error.retryAfter || 1) * 1000, 1000));
+      // Back off (1, 2, 4, then every 5 s; a hidden tab as for any poll):
+      // replication takes a second or two, a mistyped link for ever.
+      state.waitTries += 1;
+      const backoff = Math.min(5000, 1000 * 2 ** (state.waitTries - 1));
+      return schedule(document.hidden ? POLL_HIDDEN_MS : Math.max((error.retryAfter || 1) * 1000, backoff));
     }
     state.failures += 1;
     const wait = Math.min(30000, Math.max((error.retryAfter || 0) * 1000, 1000 * 2 ** (state.failures - 1)));
@@ -267,9 +279,10 @@ async function send(question) {
   const status = $('ask-status');
   status.classList.remove('error');
   try {
-    await withRetry(() => request('POST', `${api}/questions`, { body: { id: question.id, text: question.text, author: question.author || undefined } }), {
+    const answer = await withRetry(() => request('POST', `${api}/questions`, { body: { id: question.id, text: question.text, author: question.author || undefined } }), {
       onRetry: (_, wait) => { status.textContent = `Connection problem; retrying in ${Math.round(wait / 1000)} s…`; },
     });
+    followRegion(answer.url);
     status.textContent = 'Sent. It appears in the list in a moment.';
     setPendingStatus(question.id, 'sent');
     schedule(50);
@@ -309,7 +322,7 @@ async function toggleVote(qid) {
   state.inflight.set(qid, (state.inflight.get(qid) || 0) + (up ? 1 : -1));
   render();
   try {
-    await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up } }));
+    followRegion((await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up } }))).url);
     schedule(50);
   } catch (error) {
     apply(!up);
@@ -357,9 +370,10 @@ function editor(q) {
 
 async function hostPut(path, body) {
   try {
-    await withRetry(() => request('PUT', `${api}${path}`, { body, secret }), {
+    const answer = await withRetry(() => request('PUT', `${api}${path}`, { body, secret }), {
       onRetry: (_, wait) => problem(`Connection problem; retrying in ${Math.round(wait / 1000)} s…`),
     });
+    followRegion(answer.url);
     problem(null);
     schedule(50);
   } catch (error) {

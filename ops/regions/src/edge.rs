@@ -8,8 +8,12 @@
 //! - anything else goes to the default region unchanged (CloudFront: the S3
 //!   bucket of the web client).
 //!
-//! It passes the client's `CloudFront-Viewer-Latitude`/`-Longitude` headers
-//! through, so a test can say where its host is; CloudFront sets them.
+//! Where it differs from CloudFront, for a development tool's sake: it
+//! passes the client's `CloudFront-Viewer-Latitude`/`-Longitude` headers
+//! through, so a test can say where its host is (CloudFront sets them
+//! itself); a path naming a region it does not route is a plain 404 (where
+//! CloudFront would use its default behaviour); it adds no
+//! `X-Forwarded-For`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

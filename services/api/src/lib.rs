@@ -230,7 +230,13 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), route, request_id)
+    // The region the path named, if any (`/r/{region}/…`): ties a 307 to
+    // the hint that caused it.
+    let path_region = request
+        .extensions()
+        .get::<routing::PathRegion>()
+        .map_or("", |r| r.0.as_str());
+    tracing::info_span!("request", method = %request.method(), route, path_region, request_id)
 }
 
 async fn health(

@@ -38,7 +38,8 @@ impl Coordinates {
         let d_lambda = (other.longitude - self.longitude).to_radians();
         let a =
             (d_phi / 2.0).sin().powi(2) + phi1.cos() * phi2.cos() * (d_lambda / 2.0).sin().powi(2);
-        2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+        // Rounding can push `a` past 1 for antipodes, where asin is NaN.
+        2.0 * EARTH_RADIUS_KM * a.clamp(0.0, 1.0).sqrt().asin()
     }
 
     /// The viewer's location as the CDN reports it, if it does.
@@ -233,6 +234,9 @@ mod tests {
             assert!((km(b, a) - measured).abs() < 1e-6);
             assert!(km(a, a).abs() < 1e-9);
         }
+        // Antipodes: half the circumference, not NaN.
+        let antipodes = at(40.0, -3.7).distance_km(at(-40.0, 176.3));
+        assert!((antipodes - 20_015.0).abs() < 1.0, "{antipodes}");
         // Across the antimeridian: Fiji to Samoa is about 1,150 km, not
         // most of the way round the world.
         let across = at(-18.14, 178.44).distance_km(at(-13.83, -171.76));

@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use openfloor_domain::ids::EventId;
 
 use crate::error::ApiError;
+use crate::extract::EventPath;
 use crate::regions::{is_region_name, Regions};
 use crate::state::AppState;
 
@@ -74,18 +75,23 @@ fn split_region_prefix(path: &str) -> Option<(&str, &str)> {
     is_region_name(region).then_some((region, rest))
 }
 
-/// The event a request is about, from `/api/events/{eid}/…`.
-fn event_of(path: &str) -> Option<EventId> {
-    path.strip_prefix("/api/events/")?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
+/// The path of `region`'s prefix: `/r/{region}`.
+pub fn region_path(region: &str) -> String {
+    format!("/r/{region}")
 }
 
-/// Routes each request about an event to the event's home region.
-pub async fn home_region(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(event) = event_of(req.uri().path()) else {
+/// Routes each request about an event to the event's home region. It runs
+/// after routing, on the event id as the handler will see it (the same
+/// extractor, percent-decoding included), so no spelling of an id can slip
+/// past it. Routes without an event (a create) and malformed ids (which the
+/// handler refuses) pass through.
+pub async fn home_region(
+    State(app): State<AppState>,
+    event: Result<EventPath, ApiError>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Ok(EventPath(event)) = event else {
         return next.run(req).await;
     };
     let regions = &app.config.regions;
@@ -112,30 +118,44 @@ pub async fn home_region(State(app): State<AppState>, req: Request, next: Next) 
 /// (its path named a region), else to the region's API URL. With neither,
 /// `503 homed_elsewhere`: only an operator can fix that. (A `307` keeps the
 /// method and body, so a vote or a create is sent again as it was.)
+///
+/// Through the one address, only to a region of the deployment (the CDN
+/// routes no other), and never back to the path that came here: a request
+/// under the home region's own prefix reaching another region means the
+/// edge is misrouted, and a redirect to itself would loop.
 pub fn send_to_region(
     regions: &Regions,
     region: &str,
     path_and_query: &str,
     path_region: Option<&PathRegion>,
 ) -> Response {
-    let target = if path_region.is_some() {
-        format!("/r/{region}{path_and_query}")
-    } else if let Some(base) = regions.urls.get(region) {
-        format!("{}{path_and_query}", base.trim_end_matches('/'))
-    } else {
-        return ApiError::HomedElsewhere {
+    let unroutable = || {
+        ApiError::HomedElsewhere {
             region: region.to_owned(),
         }
-        .into_response();
+        .into_response()
+    };
+    let target = match path_region {
+        Some(PathRegion(hint)) => {
+            if hint == region || !regions.all.contains_key(region) || !is_region_name(region) {
+                return unroutable();
+            }
+            format!("{}{path_and_query}", region_path(region))
+        }
+        None => match regions.urls.get(region) {
+            Some(base) => format!("{}{path_and_query}", base.trim_end_matches('/')),
+            None => return unroutable(),
+        },
+    };
+    let Ok(location) = HeaderValue::from_str(&target) else {
+        return ApiError::internal(format!("no valid Location from {target:?}")).into_response();
     };
     let mut response = (
         StatusCode::TEMPORARY_REDIRECT,
         axum::Json(serde_json::json!({"region": region, "location": target})),
     )
         .into_response();
-    if let Ok(location) = HeaderValue::from_str(&target) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
+    response.headers_mut().insert(header::LOCATION, location);
     // Where an event lives never changes, but a shared cache need not keep
     // this: the next request may carry the right hint.
     response

@@ -182,31 +182,35 @@ async fn through_the_one_address_the_redirect_stays_on_the_same_origin() {
     let us = event_in(&store, "us-east-1").await;
     let urls = HashMap::from([("us-east-1".to_owned(), "https://us.example.com".to_owned())]);
     // A stale hint (eu-west-1), or the edge's default path, reaching here.
-    for hint in ["eu-west-1", "us-east-1"] {
-        let r = get(
-            app(store.clone(), urls.clone()),
-            &format!("/r/{hint}/api/events/{us}/questions?x=1"),
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT, "{hint}");
-        assert_eq!(
-            r.headers()["location"],
-            format!("/r/us-east-1/api/events/{us}/questions?x=1").as_str()
-        );
-        assert_eq!(r.headers()["cache-control"], "no-store");
-    }
-    // Even to a region this one has no URL for: the edge knows the way.
+    let r = get(
+        app(store.clone(), urls.clone()),
+        &format!("/r/eu-west-1/api/events/{us}/questions?x=1"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/r/us-east-1/api/events/{us}/questions?x=1").as_str()
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    // The home region's own path reaching another region: the edge is
+    // misrouted, and a redirect to the same path would loop. Refused.
+    let r = get(
+        app(store.clone(), urls.clone()),
+        &format!("/r/us-east-1/api/events/{us}/questions"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(r).await["error"]["code"], "homed_elsewhere");
+    // A region the deployment does not have: the edge has no path for it.
     let ap = event_in(&store, "ap-south-1").await;
     let r = get(
         app(store.clone(), HashMap::new()),
         &format!("/r/eu-west-1/api/events/{ap}"),
     )
     .await;
-    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
-    assert_eq!(
-        r.headers()["location"],
-        format!("/r/ap-south-1/api/events/{ap}").as_str()
-    );
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(r).await["error"]["code"], "homed_elsewhere");
 
     // An event homed here is served here, whatever the hint said.
     let eu = event_in(&store, "eu-west-1").await;
@@ -405,4 +409,32 @@ async fn the_regions_are_listed_with_the_one_a_host_here_would_get() {
     let info = json(r).await;
     assert_eq!(info["suggested"], "eu-west-1");
     assert_eq!(info["nearest"], false);
+}
+
+/// The region check reads the event id as the handlers do: an id spelled
+/// with percent-escapes is the same id, and is sent on all the same (it
+/// must never be written here, split from its home's counts).
+#[tokio::test]
+async fn an_escaped_event_id_is_routed_like_any_other() {
+    let store = MemoryStore::store();
+    let us = event_in(&store, "us-east-1").await;
+    let urls = HashMap::from([("us-east-1".to_owned(), "https://us.example.com".to_owned())]);
+    let escaped: String = us
+        .to_string()
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let r = app(store.clone(), urls)
+        .oneshot(
+            Request::post(format!("/r/eu-west-1/api/events/{escaped}/questions"))
+                .header("content-type", "application/json")
+                .header("x-voter", "a-voter-token-0001")
+                .body(Body::from(r#"{"text": "split?"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    let meta = store.directory.get(us).await.unwrap().unwrap();
+    assert_eq!(store.log.read_event(meta.log()).await.unwrap().len(), 0);
 }

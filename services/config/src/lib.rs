@@ -137,7 +137,7 @@ pub struct ServeArgs {
     /// This instance's region name (new events live here unless chosen
     /// otherwise; see --regions). With
     /// `--backend aws` the AWS region is used instead.
-    #[arg(long, env = "OPENFLOOR_REGION", default_value = "local")]
+    #[arg(long, env = "OPENFLOOR_REGION", default_value = "local", value_parser = region_name)]
     pub region: String,
 
     /// Partitions a new event's records are spread over (AWS backend; one
@@ -171,7 +171,12 @@ pub struct ServeArgs {
     /// A new event lives in the one the host names, else the one nearest
     /// the host (by the CDN's viewer location), else this one. Regions with
     /// a --region-url are included anyway.
-    #[arg(long = "regions", env = "OPENFLOOR_REGIONS", value_delimiter = ',')]
+    #[arg(
+        long = "regions",
+        env = "OPENFLOOR_REGIONS",
+        value_delimiter = ',',
+        value_parser = region_name_or_none
+    )]
     pub regions: Vec<String>,
 
     /// Where a region is, as NAME=LATITUDE:LONGITUDE in degrees
@@ -194,8 +199,9 @@ pub struct ServeArgs {
     )]
     pub retention_days: u32,
 
-    /// Take client addresses (hashed for abuse audits) from X-Forwarded-For;
-    /// only behind a proxy that sets it.
+    /// Take client addresses (hashed for abuse audits) from the proxy in
+    /// front: CloudFront-Viewer-Address, else the last X-Forwarded-For entry
+    /// (the one the nearest proxy added); only behind a proxy that sets them.
     #[arg(long, env = "OPENFLOOR_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
 
@@ -269,10 +275,19 @@ impl ServeArgs {
     ) -> openfloor_api::ApiConfig {
         let regions = Regions::new(
             region,
+            // An empty item is no region (see `region_name_or_none`).
             self.regions.iter().filter(|r| !r.is_empty()).cloned(),
             self.region_urls.iter().cloned().collect(),
             self.region_coordinates.iter().cloned().collect(),
         );
+        for (name, _) in &self.region_coordinates {
+            if !regions.all.contains_key(name) {
+                tracing::warn!(
+                    region = %name,
+                    "--region-coordinates names a region not in --regions; ignored"
+                );
+            }
+        }
         if regions.is_multi_region() {
             for unplaced in regions.unplaced() {
                 tracing::warn!(
@@ -291,6 +306,26 @@ impl ServeArgs {
             secure_cookies: self.secure_cookies,
             view_reuse: std::time::Duration::ZERO,
         }
+    }
+}
+
+/// A region's name as it appears in paths (`/r/{region}/…`).
+fn region_name(s: &str) -> Result<String, String> {
+    if is_region_name(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a region name (lowercase letters, digits and hyphens, like eu-west-1)"
+        ))
+    }
+}
+
+/// [`region_name`], where an empty item (`OPENFLOOR_REGIONS=""`) names none.
+fn region_name_or_none(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        region_name(s)
     }
 }
 
@@ -315,5 +350,46 @@ fn parse_region_url(s: &str) -> Result<(String, String), String> {
             Ok((name.to_owned(), url.to_owned()))
         }
         _ => Err(format!("{s:?} is not NAME=http(s)://…")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ServeArgs;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Serve::try_parse_from(std::iter::once("openfloor").chain(args.iter().copied()))
+            .map(|s| s.serve)
+    }
+
+    #[test]
+    fn regions_are_names_fit_for_paths() {
+        let ok = parse(&["--regions", "eu-west-1,us-east-1", "--region", "eu-west-1"]).unwrap();
+        assert_eq!(ok.regions, ["eu-west-1", "us-east-1"]);
+        for bad in [
+            &["--regions", "EU-West"][..],
+            &["--region", "eu/west"],
+            &["--region-url", "Eu=https://x"],
+            &["--region-coordinates", "eu-west-1=95:0"],
+            &["--region-coordinates", "eu-west-1=53.3"],
+        ] {
+            let error = parse(bad).map(|_| ()).unwrap_err().to_string();
+            assert!(error.contains("invalid value"), "{bad:?}: {error}");
+        }
+        let placed = parse(&["--region-coordinates", "local-b=35.68:139.69"]).unwrap();
+        assert_eq!(placed.region_coordinates[0].0, "local-b");
+        // An empty list (an unset template parameter) names no region.
+        let config = parse(&["--regions", ""])
+            .unwrap()
+            .api_config("local".into(), 1, vec![1]);
+        assert!(!config.regions.is_multi_region());
     }
 }

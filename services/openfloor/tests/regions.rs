@@ -228,18 +228,25 @@ async fn an_event_lives_in_one_region_and_anyone_anywhere_joins_it() {
         ..host
     };
 
-    // A host near New York who names no region gets B.
-    let r = host
-        .http
-        .post(format!("{}/api/events", regions.edge))
-        .header("cloudfront-viewer-latitude", "40.71")
-        .header("cloudfront-viewer-longitude", "-74.01")
-        .json(&json!({"title": "NYC"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(r.json::<Value>().await.unwrap()["region"], B);
+    // A host who names no region gets the one nearest them, whichever
+    // region the create reaches first: New York reaching A goes to B, and
+    // Dublin reaching B goes to A.
+    for (reaches, latitude, longitude, home) in
+        [(A, "40.71", "-74.01", B), (B, "53.35", "-6.26", A)]
+    {
+        let r = host
+            .http
+            .post(format!("{}/r/{reaches}/api/events", regions.edge))
+            .header("cloudfront-viewer-latitude", latitude)
+            .header("cloudfront-viewer-longitude", longitude)
+            .json(&json!({"title": "nearest"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.url().path(), format!("/r/{home}/api/events"), "sent on");
+        assert_eq!(r.json::<Value>().await.unwrap()["region"], home);
+    }
 
     // A guest opens the share link: the page, then the API under A's path.
     let guest = Person::new(&regions.edge);

@@ -45,6 +45,13 @@ enum Cmd {
         /// The `openfloor` binary (default: next to this one).
         #[arg(long)]
         openfloor: Option<PathBuf>,
+        /// The events table (each region has one of this name).
+        #[arg(
+            long,
+            env = "OPENFLOOR_EVENTS_TABLE",
+            default_value = "openfloor-events"
+        )]
+        events_table: String,
         /// Run no replicator (start `openfloor-regions replicate` apart, to
         /// pause it with a signal and watch replication lag).
         #[arg(long)]
@@ -139,17 +146,16 @@ async fn main() -> anyhow::Result<()> {
             regions,
             listen,
             openfloor,
+            events_table,
             no_replicator,
         } => {
-            up(
-                aws_endpoint_url,
+            let servers = Servers {
+                endpoint: aws_endpoint_url,
                 regions,
-                listen,
+                events_table,
                 openfloor,
-                !no_replicator,
-                stop,
-            )
-            .await
+            };
+            up(servers, listen, !no_replicator, stop).await
         }
     }
 }
@@ -167,21 +173,33 @@ async fn serve_edge(
     Ok(())
 }
 
-/// A server process; killed when dropped, so none outlives `up`.
-struct Region(Child);
+/// A region's server process; killed when dropped, so none outlives `up`.
+struct ServerProcess(Child);
 
-impl Drop for Region {
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-async fn up(
+/// What `up` starts: a server per region, on one AWS stand-in.
+struct Servers {
     endpoint: String,
     regions: Vec<String>,
-    listen: SocketAddr,
+    events_table: String,
+    /// The `openfloor` binary (default: next to this one).
     openfloor: Option<PathBuf>,
+}
+
+async fn up(
+    Servers {
+        endpoint,
+        regions,
+        events_table,
+        openfloor,
+    }: Servers,
+    listen: SocketAddr,
     replicate: bool,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -210,12 +228,13 @@ async fn up(
             ])
             .args(["--aws-region", region, "--aws-endpoint-url", &endpoint])
             .args(["--regions", &regions.join(","), "--client-salt", &salt])
+            .args(["--events-table", &events_table])
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let server = Region(child);
+        let server = ServerProcess(child);
         let base = line
             .trim()
             .strip_prefix("openfloor listening on ")
@@ -226,7 +245,7 @@ async fn up(
         servers.push(server);
     }
     if replicate {
-        let replicator = Replicator::connect(Some(&endpoint), &regions, "openfloor-events").await;
+        let replicator = Replicator::connect(Some(&endpoint), &regions, &events_table).await;
         let stop = stop.clone();
         tokio::spawn(async move { replicator.run(Duration::from_millis(250), stop).await });
     }

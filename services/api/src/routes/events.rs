@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody};
 use crate::regions::{Coordinates, Region};
-use crate::routing::{send_to_region, PathRegion};
+use crate::routing::{region_path, send_to_region, PathRegion};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -29,11 +29,20 @@ pub struct CreateEvent {
 /// The `region` a create's query names. A create sent on to its chosen
 /// region carries it, so that the region there does not choose again (two
 /// regions placed differently could otherwise send it back and forth).
-/// Region names need no escaping; anything else fails as an unknown region.
-fn region_in_query(query: Option<&str>) -> Option<&str> {
-    query?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("region="))
+/// Decoded as any query is; an empty value is no value; two different ones
+/// are a mistake.
+fn region_in_query(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("malformed query: {e}")))?;
+    let mut named = pairs
+        .into_iter()
+        .filter(|(key, value)| key == "region" && !value.is_empty())
+        .map(|(_, value)| value);
+    let first = named.next();
+    if named.any(|other| Some(&other) != first.as_ref()) {
+        return Err(ApiError::BadRequest("the query names two regions".into()));
+    }
+    Ok(first)
 }
 
 #[derive(Serialize)]
@@ -56,7 +65,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let title = Title::parse(body.title.as_deref().unwrap_or(""))?;
     let regions = &app.config.regions;
-    let named = body.region.as_deref().or(region_in_query(query.as_deref()));
+    let in_query = region_in_query(query.as_deref())?;
+    let named = body.region.as_deref().or(in_query.as_deref());
     let home = regions.choose_home(named, Coordinates::of_viewer(&headers))?;
     if home != regions.serving {
         // Only the home region writes an event's records; it creates it.
@@ -83,7 +93,7 @@ pub async fn create(
     // With several regions, links name the event's region, so that the
     // one address sends every request straight there.
     let page = if regions.is_multi_region() {
-        format!("/r/{}/event/{id}", created.meta.region)
+        format!("{}/event/{id}", region_path(&created.meta.region))
     } else {
         format!("/event/{id}")
     };
@@ -164,4 +174,28 @@ pub async fn get(
         expires_at: meta.expires_at,
         open,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::region_in_query;
+
+    #[test]
+    fn the_region_in_a_creates_query() {
+        for (query, region) in [
+            (None, None),
+            (Some(""), None),
+            (Some("region="), None),
+            (Some("region=eu-west-1"), Some("eu-west-1")),
+            (Some("x=1&region=eu%2Dwest%2D1"), Some("eu-west-1")),
+            (Some("region=eu-west-1&region=eu-west-1"), Some("eu-west-1")),
+        ] {
+            assert_eq!(
+                region_in_query(query).unwrap().as_deref(),
+                region,
+                "{query:?}"
+            );
+        }
+        assert!(region_in_query(Some("region=a&region=b")).is_err());
+    }
 }
