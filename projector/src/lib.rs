@@ -26,6 +26,7 @@ use openfloor_store::{
 };
 use tokio::sync::Mutex;
 
+mod metrics;
 pub mod service;
 pub mod verify;
 
@@ -162,34 +163,47 @@ impl Projector {
             return Ok(None);
         }
         let log = meta.log();
+        let started = std::time::Instant::now();
         let slot = self.slot(event);
         let mut folded = slot.lock().await;
-        let view = match self.advance(log, folded.take()).await? {
-            Some(f) => {
+        // When each record this projection may newly show was minted.
+        let (view, minted, read) = match self.advance(log, folded.take()).await? {
+            Some((f, minted)) => {
                 let view = stored_view(&f.state, f.records);
                 *folded = Some(f);
-                view
+                let read = minted.len() as u64;
+                (view, minted, read)
             }
             None => {
                 let records = self.store.log.read_event(log).await?;
-                project_records(event, &records, records.len() as u64)
+                // Which records are new is unknown here: the newest stands
+                // for them.
+                let newest = records.iter().map(|r| r.id.timestamp_ms()).max();
+                let view = project_records(event, &records, records.len() as u64);
+                (view, newest.into_iter().collect(), records.len() as u64)
             }
         };
         let records = view.records;
+        let view = Arc::new(view);
         let stored = if stored_records == Some(records) {
             false
         } else {
-            self.store.views.put(event, Arc::new(view)).await?
+            self.store.views.put(event, view.clone()).await?
         };
+        metrics::projected(started.elapsed(), read, stored.then_some(&*view), &minted);
         let span = tracing::Span::current();
         span.record("records", records);
         span.record("stored", stored);
         Ok(Some(Projected { records, stored }))
     }
 
-    /// Brings a kept state up to date through the log's cursor; `None` where
-    /// the log has no cursors.
-    async fn advance(&self, log: EventLog, kept: Option<Folded>) -> StoreResult<Option<Folded>> {
+    /// Brings a kept state up to date through the log's cursor, with when
+    /// each new record was minted; `None` where the log has no cursors.
+    async fn advance(
+        &self,
+        log: EventLog,
+        kept: Option<Folded>,
+    ) -> StoreResult<Option<(Folded, Vec<u64>)>> {
         let mut folded = kept.unwrap_or_else(|| Folded {
             state: EventState::new(log.event),
             cursor: LogCursor::default(),
@@ -203,7 +217,8 @@ impl Projector {
         folded.state.apply_all(&new);
         folded.records += new.len() as u64;
         folded.cursor = cursor;
-        Ok(Some(folded))
+        let minted = new.iter().map(|r| r.id.timestamp_ms()).collect();
+        Ok(Some((folded, minted)))
     }
 
     /// Drops kept states idle for [`IDLE_STATE_EVICTION`]; returns how many.

@@ -31,6 +31,10 @@ const RETRY_AFTER_SECONDS: u32 = 1;
 /// Seconds to wait after a 503 that only an operator can fix.
 const UNROUTED_RETRY_AFTER_SECONDS: u32 = 60;
 
+/// The error code of an error answer, kept on the response for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -146,6 +150,8 @@ impl IntoResponse for ApiError {
         }
         let body = json!({"error": {"code": code, "message": self.to_string()}});
         let mut response = (status, axum::Json(body)).into_response();
+        // For the request metrics: refusals are counted by reason.
+        response.extensions_mut().insert(ErrorCode(code));
         let headers = response.headers_mut();
         match self {
             ApiError::RateLimited(seconds) => {

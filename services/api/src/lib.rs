@@ -10,6 +10,7 @@ pub mod routes;
 pub mod routing;
 pub mod serve;
 pub mod state;
+pub mod telemetry;
 pub mod voter;
 
 use axum::extract::DefaultBodyLimit;
@@ -123,6 +124,11 @@ pub const SERVICE_ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/metrics",
+        handler: || get(telemetry::metrics),
+    },
+    Route {
+        method: Method::GET,
         path: "/api/openapi.json",
         handler: || get(openapi),
     },
@@ -186,6 +192,8 @@ fn site(app: AppState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(NOT_A_PAGE_POLICY),
         ))
+        // Inside the trace layer, so a count happens within its request.
+        .layer(middleware::from_fn(telemetry::count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Outside the trace layer, so the request's span carries its id;
         // a client's or proxy's own `x-request-id` is kept.
@@ -236,7 +244,25 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         .extensions()
         .get::<routing::PathRegion>()
         .map_or("", |r| r.0.as_str());
-    tracing::info_span!("request", method = %request.method(), route, path_region, request_id)
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        path_region,
+        request_id,
+        trace_id = tracing::field::Empty,
+    );
+    // Continue the client's or the CDN's trace, and put its id in the logs
+    // (where traces are exported; without them there is no trace id).
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let _ = span.set_parent(telemetry::incoming_context(request.headers()));
+    let trace_id = opentelemetry::trace::TraceContextExt::span(&span.context())
+        .span_context()
+        .trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+    span
 }
 
 async fn health(

@@ -82,6 +82,8 @@ struct Shared {
     /// Views read in the last [`ApiConfig::view_reuse`] (an inner `None`:
     /// none stored yet); `None` when that is zero.
     views: Option<Cache<EventId, Option<Arc<StoredView>>>>,
+    /// The process's metrics for `/metrics`; `None`: switched off.
+    metrics: Option<openfloor_telemetry::Metrics>,
 }
 
 impl AppState {
@@ -103,10 +105,24 @@ impl AppState {
                         .time_to_live(config.view_reuse)
                         .build()
                 }),
+                metrics: None,
             }),
             config: Arc::new(config),
             clock,
         }
+    }
+
+    /// Serves `metrics` at `/metrics` (off unless given).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Option<openfloor_telemetry::Metrics>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("set before the state is shared");
+        inner.metrics = metrics;
+        self
+    }
+
+    /// The metrics `/metrics` serves, if it is switched on.
+    pub fn metrics(&self) -> Option<&openfloor_telemetry::Metrics> {
+        self.inner.metrics.as_ref()
     }
 
     /// A fresh, time-ordered ULID (for a question id the client left out).

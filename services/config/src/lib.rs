@@ -223,6 +223,17 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENFLOOR_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Serve the process's metrics as Prometheus text at /metrics, on the
+    /// service's own address (`--metrics false` to switch it off, e.g.
+    /// where that address faces the internet). Never on Lambda.
+    #[arg(
+        long,
+        env = "OPENFLOOR_METRICS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub metrics: bool,
+
     /// How long a stop waits for requests in flight.
     #[arg(long, env = "OPENFLOOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     pub shutdown_grace: Duration,

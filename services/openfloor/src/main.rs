@@ -6,21 +6,23 @@ use std::process::ExitCode;
 use clap::Parser;
 use openfloor::cli::{Backend, Cli, Command, StoreArgs};
 use openfloor::server::{serve, shutdown_signal};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("OPENFLOOR_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let telemetry =
+        match openfloor_telemetry::init(openfloor_telemetry::Service { name: "openfloor" }) {
+            Ok(telemetry) => telemetry,
+            Err(error) => {
+                eprintln!("openfloor: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        };
     let result = match cli.command {
-        None | Some(Command::Serve) => run_server(&cli).await,
+        None | Some(Command::Serve) => run_server(&cli, telemetry.metrics()).await,
         Some(Command::Ops(op)) => run_ops(op, &cli.store).await,
     };
+    telemetry.shutdown();
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -30,11 +32,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_server(cli: &Cli) -> anyhow::Result<ExitCode> {
+async fn run_server(cli: &Cli, metrics: openfloor_telemetry::Metrics) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.serve.listen))?;
-    serve(listener, &cli.store, &cli.serve, shutdown_signal()).await?;
+    serve(
+        listener,
+        &cli.store,
+        &cli.serve,
+        Some(metrics),
+        shutdown_signal(),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

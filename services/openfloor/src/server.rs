@@ -17,6 +17,7 @@ use openfloor_projector::service::ProjectorService;
 use openfloor_projector::Projector;
 use openfloor_store::sqlite::{SqliteStore, WriterLock};
 use openfloor_store::{cause_chain, LocalTrigger, Store, Trigger};
+use openfloor_telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,13 +34,16 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Serves on `listener` until `shutdown` resolves, then finishes in-flight
 /// requests and stops the projector.
+/// `metrics` is served at `/metrics` when `--metrics` is on.
 pub async fn serve(
     listener: TcpListener,
     store_args: &StoreArgs,
     args: &ServeArgs,
+    metrics: Option<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_clock(listener, store_args, args, Arc::new(SystemClock), shutdown).await
+    let clock = Arc::new(SystemClock);
+    serve_with_clock(listener, store_args, args, clock, metrics, shutdown).await
 }
 
 /// The store and what runs beside the API: the projector and
@@ -64,6 +68,7 @@ pub async fn serve_with_clock(
     store_args: &StoreArgs,
     args: &ServeArgs,
     clock: Arc<dyn Clock>,
+    metrics: Option<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let backing = match store_args.backend {
@@ -81,7 +86,8 @@ pub async fn serve_with_clock(
         backing.trigger.clone(),
         config,
         clock,
-    );
+    )
+    .with_metrics(metrics.filter(|_| args.metrics));
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,

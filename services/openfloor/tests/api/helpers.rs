@@ -68,6 +68,7 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
         region_urls: Vec::new(),
         regions: Vec::new(),
         region_coordinates: Vec::new(),
+        metrics: true,
         header_timeout: limits.header_read,
         body_timeout: limits.body_read,
         max_connections: limits.max_connections,
@@ -91,7 +92,7 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
     let server = tokio::spawn({
         let clock = clock.clone();
         async move {
-            serve_with_clock(listener, &store_args, &args, clock, async {
+            serve_with_clock(listener, &store_args, &args, clock, None, async {
                 let _ = stopped.await;
             })
             .await

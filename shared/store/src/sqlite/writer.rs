@@ -148,6 +148,7 @@ impl Writer {
     /// Starts the writer thread on `conn`.
     pub(super) fn spawn(conn: Connection) -> StoreResult<Self> {
         let (queue, rx) = mpsc::channel(WRITE_QUEUE_CAPACITY);
+        watch_queue_depth(queue.downgrade());
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
@@ -175,6 +176,31 @@ impl Writer {
     }
 }
 
+/// Reports how many writes wait for the writer, as the gauge
+/// `openfloor_write_queue_depth`, while the queue exists.
+fn watch_queue_depth(queue: mpsc::WeakSender<Box<dyn Pending>>) {
+    openfloor_telemetry::meter()
+        .u64_observable_gauge("openfloor_write_queue_depth")
+        .with_description("Writes waiting for the SQLite writer (embedded store)")
+        .with_callback(move |observer| {
+            if let Some(queue) = queue.upgrade() {
+                let waiting = queue.max_capacity() - queue.capacity();
+                observer.observe(u64::try_from(waiting).unwrap_or(u64::MAX), &[]);
+            }
+        })
+        .build();
+}
+
+/// How many writes each group commit carries.
+static BATCH_SIZE: std::sync::LazyLock<opentelemetry::metrics::Histogram<u64>> =
+    std::sync::LazyLock::new(|| {
+        openfloor_telemetry::meter()
+            .u64_histogram("openfloor_write_batch_size")
+            .with_description("Writes per group commit (embedded store), one fsync each")
+            .with_boundaries(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
+            .build()
+    });
+
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn Pending>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -185,6 +211,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn Pending>>) {
                 Err(_) => break,
             }
         }
+        BATCH_SIZE.record(batch.len() as u64, &[]);
         commit_batch(&mut conn, &mut batch);
     }
 }

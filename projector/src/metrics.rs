@@ -1,0 +1,71 @@
+//! What the projector tells operators (README, "Telemetry").
+
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openfloor_store::StoredView;
+use openfloor_telemetry::SECONDS_BUCKETS;
+use opentelemetry::metrics::Histogram;
+use opentelemetry::KeyValue;
+
+struct Instruments {
+    lag: Histogram<f64>,
+    duration: Histogram<f64>,
+    records: Histogram<u64>,
+    view_bytes: Histogram<u64>,
+}
+
+static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
+    let meter = openfloor_telemetry::meter();
+    Instruments {
+        lag: meter
+            .f64_histogram("openfloor_projection_lag_seconds")
+            .with_description(
+                "From a record's acknowledgement (its id's time) to the stored view that \
+                 first includes it",
+            )
+            .with_boundaries(SECONDS_BUCKETS.to_vec())
+            .build(),
+        duration: meter
+            .f64_histogram("openfloor_projection_duration_seconds")
+            .with_description("How long one projection took: read, fold, render, store")
+            .with_boundaries(SECONDS_BUCKETS.to_vec())
+            .build(),
+        records: meter
+            .u64_histogram("openfloor_projection_records")
+            .with_description("Records folded by one projection (only the new ones where kept)")
+            .with_boundaries(vec![1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 1e3, 1e4, 1e5, 1e6])
+            .build(),
+        view_bytes: meter
+            .u64_histogram("openfloor_view_bytes")
+            .with_description("Size of each stored view, by view (guest or host)")
+            .with_boundaries(vec![1e3, 1e4, 5e4, 1e5, 3.9e5, 1e6, 4e6, 1.6e7])
+            .build(),
+    }
+});
+
+/// One projection: how long it took and how many records it folded; and,
+/// when it stored a view, the view's sizes and the lag of each record it
+/// newly shows (by the time minted into the record's id).
+pub fn projected(took: Duration, folded: u64, stored: Option<&StoredView>, minted: &[u64]) {
+    let instruments = &*INSTRUMENTS;
+    instruments.duration.record(took.as_secs_f64(), &[]);
+    instruments.records.record(folded, &[]);
+    let Some(view) = stored else {
+        return;
+    };
+    for (name, rendered) in [("guest", &view.guest), ("host", &view.host)] {
+        let bytes = u64::try_from(rendered.json.len()).unwrap_or(u64::MAX);
+        instruments
+            .view_bytes
+            .record(bytes, &[KeyValue::new("view", name)]);
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    for &at in minted {
+        #[expect(clippy::cast_precision_loss, reason = "milliseconds of lag fit an f64")]
+        let seconds = now.saturating_sub(at) as f64 / 1000.0;
+        instruments.lag.record(seconds, &[]);
+    }
+}
