@@ -21,10 +21,13 @@ use openfloor_domain::record::Record;
 use openfloor_domain::view::render;
 use openfloor_domain::Millis;
 use openfloor_store::{
-    cause_chain, EventLog, EventMeta, LocalTrigger, LogCursor, Store, StoreResult, StoredView,
-    Trigger,
+    cause_chain, Dirty, EventLog, EventMeta, LocalTrigger, LogCursor, Store, StoreResult,
+    StoredView, Trigger,
 };
+use opentelemetry::trace::SpanContext;
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 mod metrics;
 pub mod service;
@@ -49,6 +52,17 @@ fn stored_view(state: &EventState, records: u64) -> StoredView {
         guest: views.guest,
         host: views.host,
     }
+}
+
+/// The span of one projection; [`Projector::project_over`] fills in how
+/// many records the view folds and whether it was stored.
+fn projection_span(event: EventId) -> tracing::Span {
+    tracing::info_span!(
+        "projection",
+        %event,
+        records = tracing::field::Empty,
+        stored = tracing::field::Empty
+    )
 }
 
 /// An event's folded state, kept between projections.
@@ -138,14 +152,29 @@ impl Projector {
     /// Projects `event` now. Unknown events, and events homed in another
     /// region than this projector's, are skipped.
     pub async fn project(&self, event: EventId) -> StoreResult<Option<Projected>> {
-        self.project_over(event, None).await
+        self.project_linked(event, Vec::new()).await
+    }
+
+    /// [`Projector::project`], its span linked to the traces of the requests
+    /// whose records it folds, so a vote's trace leads to the projection
+    /// that made it visible.
+    pub async fn project_linked(
+        &self,
+        event: EventId,
+        links: Vec<SpanContext>,
+    ) -> StoreResult<Option<Projected>> {
+        let span = projection_span(event);
+        for link in links {
+            span.add_link(link);
+        }
+        self.project_over(event, None).instrument(span).await
     }
 
     /// [`Projector::project`], knowing that the stored views fold
     /// `stored_records` records: views that fold no more are not written
     /// again (the same records give the same bytes), which spares a sweep
     /// rewriting every live event's views, parts and all.
-    #[tracing::instrument(level = "debug", skip(self), fields(%event, records, stored))]
+    /// Runs inside a [`projection_span`], whose fields it fills in.
     async fn project_over(
         &self,
         event: EventId,
@@ -273,7 +302,10 @@ impl Projector {
                         None
                     }
                 };
-                let after = self.project_over(event, before).await?;
+                let after = self
+                    .project_over(event, before)
+                    .instrument(projection_span(event))
+                    .await?;
                 StoreResult::Ok(after.is_some_and(|p| p.stored))
             };
             report.events += 1;
@@ -334,8 +366,8 @@ impl Projector {
         let pending = trigger.take_pending();
         if !pending.is_empty() {
             tracing::info!(events = pending.len(), "projecting before stopping");
-            for event in pending {
-                if let Err(error) = self.project(event).await {
+            for Dirty { event, links } in pending {
+                if let Err(error) = self.project_linked(event, links).await {
                     tracing::warn!(
                         %event,
                         %error,
@@ -347,13 +379,13 @@ impl Projector {
     }
 
     /// Projects `batch` concurrently; a failed event is retried shortly.
-    async fn project_round(self: &Arc<Self>, trigger: &Arc<LocalTrigger>, batch: Vec<EventId>) {
+    async fn project_round(self: &Arc<Self>, trigger: &Arc<LocalTrigger>, batch: Vec<Dirty>) {
         let mut tasks = tokio::task::JoinSet::new();
-        for event in batch {
+        for Dirty { event, links } in batch {
             let this = self.clone();
             let trigger = trigger.clone();
             tasks.spawn(async move {
-                if let Err(error) = this.project(event).await {
+                if let Err(error) = this.project_linked(event, links).await {
                     tracing::warn!(%event, %error, "projection failed; retrying shortly");
                     tokio::time::sleep(RETRY_AFTER_FAILURE).await;
                     trigger.notify(event);

@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use openfloor_domain::clock::Clock;
 use openfloor_domain::command::{Command, Decision, Refusal};
@@ -168,9 +169,17 @@ impl Executor {
     ) -> Result<Option<Executed>, ExecuteError<A>> {
         let record = self.record(meta.id, client, body);
         let id = record.id;
-        match self.store.log.append(meta.log(), record).await? {
+        let appended = self
+            .store
+            .log
+            .append(meta.log(), record)
+            .instrument(tracing::info_span!("store.append", %id))
+            .await?;
+        match appended {
             Appended::Inserted => {
-                tracing::Span::current().record("record", tracing::field::display(id));
+                let span = tracing::Span::current();
+                span.record("decision", "append");
+                span.record("record", tracing::field::display(id));
                 self.trigger.notify(meta.id);
                 Ok(Some(Executed {
                     record: Some(id),
@@ -188,9 +197,15 @@ impl Executor {
     /// Nothing is asked when the command is already done or refused, so a
     /// limit never refuses a retry.
     #[tracing::instrument(
-        level = "debug",
+        name = "command",
         skip_all,
-        fields(event = %meta.id, command = command.name(), question = ?command.question(), record)
+        fields(
+            event = %meta.id,
+            command = command.name(),
+            question = ?command.question(),
+            decision,
+            record,
+        )
     )]
     pub async fn execute_admitted<A>(
         &self,
@@ -205,7 +220,15 @@ impl Executor {
             // The usual first vote: checks that may be slightly stale, no
             // read of the vote's own sequence, a conditional append. Any
             // other outcome is decided again below from every read.
-            let mut found = self.store.log.lookup_recent(log, &checks).await?;
+            let mut found = self
+                .store
+                .log
+                .lookup_recent(log, &checks)
+                .instrument(tracing::info_span!(
+                    "store.lookup_recent",
+                    keys = checks.len()
+                ))
+                .await?;
             found.push(None);
             if let Decision::Append(body) = command.decide(meta.id, &found) {
                 if let Some(admit) = admit.take() {
@@ -218,16 +241,25 @@ impl Executor {
         }
         let reads = command.reads();
         for _ in 0..MAX_ATTEMPTS {
-            let found = self.store.log.lookup(log, &reads).await?;
+            let found = self
+                .store
+                .log
+                .lookup(log, &reads)
+                .instrument(tracing::info_span!("store.lookup", keys = reads.len()))
+                .await?;
             let body = match command.decide(meta.id, &found) {
                 Decision::AlreadySo(record) => {
+                    tracing::Span::current().record("decision", "already_so");
                     tracing::debug!("already so; nothing appended");
                     return Ok(Executed {
                         record,
                         appended: false,
                     });
                 }
-                Decision::Refuse(refusal) => return Err(ExecuteError::Refused(refusal)),
+                Decision::Refuse(refusal) => {
+                    tracing::Span::current().record("decision", tracing::field::debug(&refusal));
+                    return Err(ExecuteError::Refused(refusal));
+                }
                 Decision::Append(body) => body,
             };
             if let Some(admit) = admit.take() {

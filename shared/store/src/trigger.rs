@@ -2,8 +2,11 @@
 //! coalesces: however many times an event is notified while the projector is
 //! busy, it is handed out once.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use openfloor_domain::ids::EventId;
 use serde::{Deserialize, Serialize};
@@ -41,11 +44,23 @@ pub trait Trigger: Send + Sync {
     fn notify(&self, event: EventId);
 }
 
+/// An event with news, and the traces of the requests that made it (for
+/// the projection's span to link to; none where nothing is traced).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirty {
+    pub event: EventId,
+    pub links: Vec<SpanContext>,
+}
+
+/// At most this many requests' traces are kept for one projection to link
+/// to: enough to follow a vote, bounded under a burst.
+pub const MAX_LINKS: usize = 32;
+
 /// An in-process trigger: a set of dirty events plus a wake-up.
 #[derive(Default)]
 pub struct LocalTrigger {
     /// A set, not a queue: bursts for one event collapse into one entry.
-    dirty: Mutex<BTreeSet<EventId>>,
+    dirty: Mutex<BTreeMap<EventId, Vec<SpanContext>>>,
     wake: Notify,
 }
 
@@ -55,22 +70,25 @@ impl LocalTrigger {
     }
 
     /// Waits until at least one event is dirty, then takes all of them.
-    pub async fn next_batch(&self) -> Vec<EventId> {
+    pub async fn next_batch(&self) -> Vec<Dirty> {
         loop {
-            let taken = std::mem::take(&mut *self.lock());
+            let taken = self.take_pending();
             if !taken.is_empty() {
-                return taken.into_iter().collect();
+                return taken;
             }
             self.wake.notified().await;
         }
     }
 
     /// Takes the events dirty now, without waiting (a stop's last round).
-    pub fn take_pending(&self) -> Vec<EventId> {
-        std::mem::take(&mut *self.lock()).into_iter().collect()
+    pub fn take_pending(&self) -> Vec<Dirty> {
+        std::mem::take(&mut *self.lock())
+            .into_iter()
+            .map(|(event, links)| Dirty { event, links })
+            .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<EventId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<EventId, Vec<SpanContext>>> {
         // A panic while holding this lock cannot leave the set half-updated
         // (insert and take are single operations), so poisoning is ignored.
         self.dirty.lock().unwrap_or_else(|p| p.into_inner())
@@ -79,7 +97,15 @@ impl LocalTrigger {
 
 impl Trigger for LocalTrigger {
     fn notify(&self, event: EventId) {
-        self.lock().insert(event);
+        // The span of the request whose append this is (when traced).
+        let traced = tracing::Span::current().context();
+        let traced = traced.span().span_context().clone();
+        let mut dirty = self.lock();
+        let links = dirty.entry(event).or_default();
+        if traced.is_valid() && links.len() < MAX_LINKS {
+            links.push(traced);
+        }
+        drop(dirty);
         // `notify_one` stores a permit if nobody waits, so a notification
         // between `take` and `notified()` is not lost.
         self.wake.notify_one();
