@@ -58,7 +58,7 @@ fn json_request(method: &str, uri: &str) -> axum::http::request::Builder {
         .header("x-forwarded-for", CLIENT)
 }
 
-fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<String> {
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
     span.attributes
         .iter()
         .find(|kv| kv.key.as_str() == key)
