@@ -14,16 +14,44 @@ use openfloor_aws::Aws;
 pub use openfloor_config::LambdaSettings;
 use openfloor_projector::service::{Incoming, ProjectorService};
 use openfloor_store::Touched;
+use openfloor_telemetry::Telemetry;
 use serde_json::Value;
 
-/// JSON logs on standard output, as CloudWatch reads them (it stamps the
-/// time itself).
-pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
+/// Telemetry for a Lambda: JSON logs, as CloudWatch reads them; traces and
+/// metrics over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. the
+/// AWS Distro for OpenTelemetry layer's collector on localhost). A frozen
+/// function exports nothing: [`Telemetry::flush`] before each answer.
+pub fn init_telemetry(name: &'static str) -> anyhow::Result<Arc<Telemetry>> {
+    Ok(Arc::new(openfloor_telemetry::init(
+        openfloor_telemetry::Service {
+            name,
+            json_logs_by_default: true,
+        },
+    )?))
+}
+
+/// The API's router, flushing telemetry once each answer is complete: the
+/// body is gathered first, so the request's span has ended and is sent
+/// before Lambda freezes the function. (Answers are small JSON documents
+/// or views, which the runtime gathers anyway.)
+pub fn flushing(router: axum::Router, telemetry: Arc<Telemetry>) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let telemetry = telemetry.clone();
+            async move {
+                let (parts, body) = next.run(request).await.into_parts();
+                let body = match axum::body::to_bytes(body, usize::MAX).await {
+                    Ok(bytes) => axum::body::Body::from(bytes),
+                    Err(error) => {
+                        tracing::error!(%error, "the answer's body failed");
+                        axum::body::Body::empty()
+                    }
+                };
+                telemetry.flush();
+                axum::response::Response::from_parts(parts, body)
+            }
+        },
+    ))
 }
 
 /// The service's configuration, read from the environment alone.
@@ -45,8 +73,8 @@ pub fn api_state_on(aws: &Aws, cli: &LambdaSettings) -> AppState {
     let mut config = cli
         .serve
         .api_config(aws.settings.region.clone(), cli.serve.shards, salt);
-    // Behind API Gateway or CloudFront, the client is the first
-    // X-Forwarded-For address.
+    // Behind CloudFront and API Gateway: the client's address is what they
+    // report (CloudFront-Viewer-Address, else the last X-Forwarded-For).
     config.trust_forwarded_for = true;
     // API Gateway and the CDN serve HTTPS only.
     config.secure_cookies = true;

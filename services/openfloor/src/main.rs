@@ -10,14 +10,16 @@ use openfloor::server::{serve, shutdown_signal};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let telemetry =
-        match openfloor_telemetry::init(openfloor_telemetry::Service { name: "openfloor" }) {
-            Ok(telemetry) => telemetry,
-            Err(error) => {
-                eprintln!("openfloor: {error:#}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let telemetry = match openfloor_telemetry::init(openfloor_telemetry::Service {
+        name: "openfloor",
+        json_logs_by_default: false,
+    }) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("openfloor: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         None | Some(Command::Serve) => run_server(&cli, telemetry.metrics()).await,
         Some(Command::Ops(op)) => run_ops(op, &cli.store).await,

@@ -114,7 +114,10 @@ async fn a_vote_is_traced_from_its_request_to_the_projection_that_shows_it() {
     let (status, created) = call(
         &app,
         json_request("POST", "/api/events")
-            .header("traceparent", format!("00-{CREATE_TRACE}-b7ad6b7169203331-01"))
+            .header(
+                "traceparent",
+                format!("00-{CREATE_TRACE}-b7ad6b7169203331-01"),
+            )
             .body(Body::from(r#"{"title": "Traced"}"#))
             .unwrap(),
     )

@@ -9,8 +9,9 @@
 //!   OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; the other standard
 //!   `OTEL_*` variables apply (service name, resource attributes, headers,
-//!   sampler). Unset, no span is exported and the bridge is not installed,
-//!   so tracing costs what plain `tracing` costs.
+//!   sampler); which spans, by `OPENFLOOR_TRACES` (a `tracing` filter,
+//!   default `info`). Unset, no span is exported and the bridge is not
+//!   installed, so tracing costs what plain `tracing` costs.
 //! - **Metrics**: OpenTelemetry instruments (each crate defines its own,
 //!   see [`meter`]), exported over OTLP with the traces, and always
 //!   readable as Prometheus text ([`Metrics::render`], served at
@@ -55,6 +56,9 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 pub struct Service {
     /// `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
     pub name: &'static str,
+    /// JSON logs unless `OPENFLOOR_LOG_FORMAT` says otherwise (on Lambda,
+    /// where CloudWatch reads them).
+    pub json_logs_by_default: bool,
 }
 
 /// The installed telemetry; keep it for the life of the process.
@@ -108,9 +112,13 @@ fn exporting() -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
-/// Logs as JSON lines (`OPENFLOOR_LOG_FORMAT=json`) rather than text.
-fn json_logs() -> bool {
-    std::env::var("OPENFLOOR_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
+/// Logs as JSON lines (`OPENFLOOR_LOG_FORMAT=json`) or text (`=text`).
+fn json_logs(by_default: bool) -> bool {
+    match std::env::var("OPENFLOOR_LOG_FORMAT") {
+        Ok(format) if format.eq_ignore_ascii_case("json") => true,
+        Ok(format) if format.eq_ignore_ascii_case("text") => false,
+        _ => by_default,
+    }
 }
 
 /// Installs logging, tracing and metrics for this process. Call once, first
@@ -159,7 +167,7 @@ pub fn init(service: Service) -> anyhow::Result<Telemetry> {
 
     let filter =
         || EnvFilter::try_from_env("OPENFLOOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = if json_logs() {
+    let logs = if json_logs(service.json_logs_by_default) {
         tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
@@ -173,12 +181,14 @@ pub fn init(service: Service) -> anyhow::Result<Telemetry> {
             .with_filter(filter())
             .boxed()
     };
-    // Spans reach OpenTelemetry by the same filter as logs, so that a span
-    // the logs never see costs nothing.
+    // Spans reach OpenTelemetry by their own filter (`OPENFLOOR_TRACES`,
+    // default `info`): quiet logs need not mean no traces.
     let otel = traces.as_ref().map(|provider| {
+        let spans =
+            EnvFilter::try_from_env("OPENFLOOR_TRACES").unwrap_or_else(|_| EnvFilter::new("info"));
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("openfloor"))
-            .with_filter(filter())
+            .with_filter(spans)
     });
     tracing_subscriber::registry()
         .with(logs)

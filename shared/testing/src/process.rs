@@ -26,11 +26,22 @@ impl Server {
     /// arguments (another backend, say), and waits until it prints its
     /// address.
     pub fn start(binary: &str, data: &Path, extra: &[&str]) -> Server {
+        Self::start_with_env(binary, data, extra, &[])
+    }
+
+    /// [`Server::start`] with `env` added to its environment.
+    pub fn start_with_env(
+        binary: &str,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
             .env("OPENFLOOR_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -45,6 +56,18 @@ impl Server {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
         Server { child, base }
+    }
+
+    /// Stops the server as an operator would (SIGTERM) and waits for it to
+    /// finish: requests in flight, the projector, the telemetry's flush.
+    pub fn stop_gracefully(&mut self) {
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(terminated.success(), "SIGTERM was delivered");
+        let status = self.child.wait().expect("the server ends");
+        assert!(status.success(), "the server stopped cleanly: {status}");
     }
 }
 

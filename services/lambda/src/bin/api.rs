@@ -2,8 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    openfloor_lambda::init_tracing();
+    let telemetry = openfloor_lambda::init_telemetry("openfloor-api")?;
     let cli = openfloor_lambda::config_from_env()?;
     let app = openfloor_lambda::api_state(&cli).await?;
-    lambda_http::run(openfloor_api::router(app)).await
+    let router = openfloor_lambda::flushing(openfloor_api::router(app), telemetry);
+    lambda_http::run(router).await
 }
