@@ -202,7 +202,7 @@ impl Executor {
         fields(
             event = %meta.id,
             command = command.name(),
-            question = ?command.question(),
+            question = command.question().map(tracing::field::display),
             decision,
             record,
         )
