@@ -128,13 +128,11 @@ async fn prometheus_scrapes_the_projection_lag() {
             // Every vote and question, and the event, were each projected.
             if folded >= (voters + 3) as f64 {
                 assert!(buckets >= 2.0, "the histogram's buckets are scraped");
-                let p99 = query(
-                    &http,
-                    &prometheus,
-                    "histogram_quantile(0.99, sum by (le) (openfloor_projection_lag_seconds_bucket))",
-                )
-                .await
-                .expect("a quantile of the lag");
+                let p99 = "histogram_quantile(0.99, \
+                           sum by (le) (openfloor_projection_lag_seconds_bucket))";
+                let p99 = query(&http, &prometheus, p99)
+                    .await
+                    .expect("a quantile of the lag");
                 assert!(p99 > 0.0 && p99 < 60.0, "p99 lag {p99} s");
                 return;
             }
