@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openfloor_store::StoredView;
 use openfloor_telemetry::SECONDS_BUCKETS;
-use opentelemetry::metrics::Histogram;
+use opentelemetry::metrics::{Counter, Histogram};
 use opentelemetry::KeyValue;
 
 struct Instruments {
@@ -13,6 +13,8 @@ struct Instruments {
     duration: Histogram<f64>,
     records: Histogram<u64>,
     view_bytes: Histogram<u64>,
+    verified: Counter<u64>,
+    differences: Counter<u64>,
 }
 
 static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
@@ -41,8 +43,26 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
             .with_description("Size of each stored view, by view (guest or host)")
             .with_boundaries(vec![1e3, 1e4, 5e4, 1e5, 3.9e5, 1e6, 4e6, 1.6e7])
             .build(),
+        verified: meter
+            .u64_counter("openfloor_verify_events")
+            .with_description("Events whose stored views were compared with their log")
+            .build(),
+        differences: meter
+            .u64_counter("openfloor_verify_differences")
+            .with_description("Differences verify found between stored views and their log")
+            .build(),
     }
 });
+
+/// One event verified: how many differences it showed, and whether they
+/// were to be repaired.
+pub fn verified(differences: usize, repair: bool) {
+    let instruments = &*INSTRUMENTS;
+    let attributes = [KeyValue::new("repair", repair)];
+    instruments.verified.add(1, &attributes);
+    let differences = u64::try_from(differences).unwrap_or(u64::MAX);
+    instruments.differences.add(differences, &attributes);
+}
 
 /// One projection: how long it took and how many records it folded; and,
 /// when it stored a view, the view's sizes and the lag of each record it

@@ -74,6 +74,7 @@ pub async fn verify_event(
             }
         }
     }
+    crate::metrics::verified(problems.len(), repair);
     let repaired = repair && !problems.is_empty();
     if repaired {
         store
