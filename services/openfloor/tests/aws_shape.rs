@@ -442,12 +442,15 @@ async fn items_keep_their_attribute_names_and_types() {
             ("guest_version", "S"),
             ("host", "B"),
             ("host_version", "S"),
+            ("ttl", "N"),
         ])
     );
     assert_eq!(
         views["host"],
         AttributeValue::B(b"{\"host\":true}".to_vec().into())
     );
+    // Views expire with their event's records.
+    assert_eq!(views["ttl"], event["ttl"]);
 }
 
 /// A live event of this region, with four shards.
@@ -564,7 +567,8 @@ async fn an_event_of_two_thousand_long_questions_projects_serves_and_moves_on() 
             .dynamo
             .scan()
             .table_name(&aws.settings.views_table)
-            .projection_expression("event")
+            .projection_expression("event, #ttl")
+            .expression_attribute_names("#ttl", "ttl")
             .into_paginator()
             .items()
             .send()
@@ -572,12 +576,18 @@ async fn an_event_of_two_thousand_long_questions_projects_serves_and_moves_on() 
             .await
             .unwrap();
         items
-            .iter()
+            .into_iter()
             .filter(|item| matches!(&item["event"], AttributeValue::S(key) if key.contains('#')))
-            .count()
+            .collect::<Vec<_>>()
     };
-    let before = parts().await;
+    let stored_parts = parts().await;
+    let before = stored_parts.len();
     assert!(before > 20, "{before} parts");
+    // Each part expires with its event, as the head does.
+    let expiry = AttributeValue::N((meta.expires_at / 1000).to_string());
+    for part in &stored_parts {
+        assert_eq!(part.get("ttl"), Some(&expiry), "{part:?}");
+    }
     let vote = record(
         &meta,
         5000,
@@ -596,7 +606,7 @@ async fn an_event_of_two_thousand_long_questions_projects_serves_and_moves_on() 
     assert_eq!(guest["questions"][0]["id"], questions[1999].to_string());
     assert_eq!(guest["questions"][0]["votes"], 1);
     assert_eq!(
-        parts().await,
+        parts().await.len(),
         before,
         "the old parts are gone, the new in place"
     );

@@ -139,13 +139,16 @@ pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 /// DynamoDB TTL is in seconds.
-fn ttl(expires_at_ms: u64) -> u64 {
+pub(crate) fn ttl(expires_at_ms: u64) -> u64 {
     expires_at_ms / 1000
 }
 
 fn partition(log: EventLog, shard: u16) -> String {
     format!("{}#{shard}", log.event)
 }
+
+/// Events whose expiry a store keeps (a few dozen bytes each).
+const KEPT_EXPIRIES: u64 = 100_000;
 
 pub struct DynamoStore {
     pub(crate) client: Client,
@@ -154,6 +157,9 @@ pub struct DynamoStore {
     events_table: String,
     records_table: String,
     pub(crate) views_table: String,
+    /// Each event's expiry in seconds, as the directory has it (written
+    /// once, so kept): the views' time to live.
+    pub(crate) expiries: moka::sync::Cache<EventId, u64>,
 }
 
 impl DynamoStore {
@@ -164,6 +170,7 @@ impl DynamoStore {
             events_table: settings.events_table.clone(),
             records_table: settings.records_table.clone(),
             views_table: settings.views_table.clone(),
+            expiries: moka::sync::Cache::new(KEPT_EXPIRIES),
         }
     }
 

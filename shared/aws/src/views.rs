@@ -82,6 +82,11 @@ struct ViewItem {
     host_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     host_parts: Option<u32>,
+    /// When DynamoDB may delete it: the event's expiry, in seconds (absent
+    /// for views stored before views expired, and for an event the
+    /// directory does not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
 }
 
 /// One part of a large view.
@@ -91,6 +96,9 @@ struct ChunkItem {
     event: String,
     #[serde(with = "serde_bytes")]
     part: Vec<u8>,
+    /// As its head's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
 }
 
 /// A part's key: the event, the view, the record count and version of the
@@ -131,7 +139,7 @@ impl ViewItem {
 
 /// How `view` is stored: its head, and its parts if it is too large to sit
 /// inside the head.
-fn layout(event: EventId, view: &StoredView) -> (ViewItem, Vec<ChunkItem>) {
+fn layout(event: EventId, view: &StoredView, ttl: Option<u64>) -> (ViewItem, Vec<ChunkItem>) {
     let event = event.to_string();
     let inline = view.guest.json.len() + view.host.json.len() <= MAX_ITEM_BYTES;
     let mut head = ViewItem {
@@ -143,6 +151,7 @@ fn layout(event: EventId, view: &StoredView) -> (ViewItem, Vec<ChunkItem>) {
         host: None,
         host_version: view.host.version.clone(),
         host_parts: None,
+        ttl,
     };
     if inline {
         head.guest = Some(view.guest.json.clone());
@@ -160,6 +169,7 @@ fn layout(event: EventId, view: &StoredView) -> (ViewItem, Vec<ChunkItem>) {
         chunks.extend(parts.into_iter().zip(0..).map(|(part, index)| ChunkItem {
             event: part_key(&event, which, view.records, &rendered.version, index),
             part: part.to_vec(),
+            ttl,
         }));
     }
     (head, chunks)
@@ -175,7 +185,7 @@ impl DynamoStore {
         view: &StoredView,
         guarded: bool,
     ) -> StoreResult<bool> {
-        let (head, chunks) = layout(event, view);
+        let (head, chunks) = layout(event, view, self.views_ttl(event).await?);
         try_join_all(chunks.iter().map(|chunk| self.put_part(chunk))).await?;
         let item = to_item(&head, || format!("encoding the views of event {event}"))?;
         self.meter.wrote(&item);
@@ -217,6 +227,21 @@ impl DynamoStore {
             }
             Err(e) => Err(sdk_error(format!("storing the views of event {event}"), e)),
         }
+    }
+
+    /// The views' time to live: their event's expiry (DynamoDB then deletes
+    /// them, parts and all, as it deletes the records). Directory entries
+    /// never change, so each event's is read once per instance.
+    async fn views_ttl(&self, event: EventId) -> StoreResult<Option<u64>> {
+        if let Some(ttl) = self.expiries.get(&event) {
+            return Ok(Some(ttl));
+        }
+        let Some(meta) = openfloor_store::Directory::get(self, event).await? else {
+            return Ok(None);
+        };
+        let ttl = crate::dynamo::ttl(meta.expires_at);
+        self.expiries.insert(event, ttl);
+        Ok(Some(ttl))
     }
 
     async fn put_part(&self, chunk: &ChunkItem) -> StoreResult<()> {
@@ -449,7 +474,7 @@ mod tests {
     #[test]
     fn views_that_fit_stay_inside_the_head() {
         let event: EventId = "01JD0000000000000000000001".parse().unwrap();
-        let (head, chunks) = layout(event, &view(3, 1000, 2000));
+        let (head, chunks) = layout(event, &view(3, 1000, 2000), None);
         assert!(chunks.is_empty());
         assert_eq!(head.guest.as_ref().map(Vec::len), Some(1000));
         assert!(head.part_keys().is_empty());
@@ -459,8 +484,11 @@ mod tests {
     fn large_views_are_cut_into_parts_that_join_back_exactly() {
         let event: EventId = "01JD0000000000000000000001".parse().unwrap();
         let stored = view(7, 3 * PART_BYTES + 5, PART_BYTES);
-        let (head, chunks) = layout(event, &stored);
+        let (head, chunks) = layout(event, &stored, Some(1_800_000_000));
         assert_eq!((head.guest_parts, head.host_parts), (Some(4), Some(1)));
+        assert!(std::iter::once(head.ttl)
+            .chain(chunks.iter().map(|c| c.ttl))
+            .all(|ttl| ttl == Some(1_800_000_000)));
         assert!(head.guest.is_none() && head.host.is_none());
         let keys: Vec<&str> = chunks.iter().map(|c| c.event.as_str()).collect();
         assert_eq!(head.part_keys(), keys);
