@@ -15,6 +15,8 @@ struct Instruments {
     view_bytes: Histogram<u64>,
     verified: Counter<u64>,
     differences: Counter<u64>,
+    queue_age: Histogram<f64>,
+    stream_age: Histogram<f64>,
 }
 
 static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
@@ -51,8 +53,50 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
             .u64_counter("openfloor_verify_differences")
             .with_description("Differences verify found between stored views and their log")
             .build(),
+        queue_age: meter
+            .f64_histogram("openfloor_queue_age_seconds")
+            .with_description(
+                "How long a projector command waited in the queue (AWS): from SQS's \
+                 SentTimestamp to its handling",
+            )
+            .with_boundaries(SECONDS_BUCKETS.to_vec())
+            .build(),
+        stream_age: meter
+            .f64_histogram("openfloor_stream_age_seconds")
+            .with_description(
+                "How old a records-stream change was when the projector took it (AWS): from \
+                 the stream's approximate creation time (whole seconds) to its handling",
+            )
+            .with_boundaries(SECONDS_BUCKETS.to_vec())
+            .build(),
     }
 });
+
+/// A queued command taken, sent at `sent_at` (milliseconds).
+pub fn dequeued(sent_at: u64) {
+    INSTRUMENTS.queue_age.record(seconds_since(sent_at), &[]);
+}
+
+/// A stream change taken, made at `created_at` (milliseconds).
+pub fn streamed(created_at: u64) {
+    INSTRUMENTS
+        .stream_age
+        .record(seconds_since(created_at), &[]);
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Seconds from `at` (milliseconds since the epoch) to now; zero for a time
+/// ahead of this clock.
+fn seconds_since(at: u64) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "milliseconds of age fit an f64")]
+    let seconds = now_ms().saturating_sub(at) as f64 / 1000.0;
+    seconds
+}
 
 /// One event verified: how many differences it showed, and whether they
 /// were to be repaired.
@@ -80,12 +124,7 @@ pub fn projected(took: Duration, folded: u64, stored: Option<&StoredView>, minte
             .view_bytes
             .record(bytes, &[KeyValue::new("view", name)]);
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     for &at in minted {
-        #[expect(clippy::cast_precision_loss, reason = "milliseconds of lag fit an f64")]
-        let seconds = now.saturating_sub(at) as f64 / 1000.0;
-        instruments.lag.record(seconds, &[]);
+        instruments.lag.record(seconds_since(at), &[]);
     }
 }

@@ -9,9 +9,14 @@ use std::sync::Arc;
 
 use openfloor_domain::clock::{Clock, SystemClock};
 use openfloor_domain::ids::EventId;
-use openfloor_store::{cause_chain, ProjectorCommand as Command, Store, StoreResult, Touched};
+use openfloor_store::{
+    cause_chain, ProjectorCommand as Command, Store, StoreResult, Touched, MAX_LINKS,
+};
+use opentelemetry::trace::SpanContext;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::{Projector, SweepReport};
+use crate::{metrics, Projector, SweepReport};
 
 pub struct ProjectorService {
     pub projector: Arc<Projector>,
@@ -27,6 +32,18 @@ pub struct ProjectorService {
 pub struct Incoming {
     pub id: String,
     pub body: String,
+    /// When the queue accepted it, in milliseconds (for the queue's age).
+    pub sent_at: Option<u64>,
+    /// The sender's trace context (W3C `traceparent`): the work it asks for
+    /// links back to it.
+    pub traceparent: Option<String>,
+}
+
+impl Incoming {
+    /// The span that sent this message, if it was traced.
+    fn linked_span(&self) -> Option<SpanContext> {
+        openfloor_telemetry::linked_span(self.traceparent.as_deref()?)
+    }
 }
 
 impl ProjectorService {
@@ -48,20 +65,28 @@ impl ProjectorService {
     /// the batch. Project commands for one event are done once.
     pub async fn handle(&self, messages: &[Incoming]) -> Vec<String> {
         let mut failed = Vec::new();
-        let mut projects: BTreeMap<EventId, Vec<&str>> = BTreeMap::new();
-        let mut others: Vec<(&str, Command)> = Vec::new();
+        let mut projects: BTreeMap<EventId, (Vec<&str>, Vec<SpanContext>)> = BTreeMap::new();
+        let mut others: Vec<(&Incoming, Command)> = Vec::new();
         for m in messages {
+            if let Some(sent_at) = m.sent_at {
+                metrics::dequeued(sent_at);
+            }
             match serde_json::from_str::<Command>(&m.body) {
-                Ok(Command::Project { event }) => projects.entry(event).or_default().push(&m.id),
-                Ok(command) => others.push((&m.id, command)),
+                Ok(Command::Project { event }) => {
+                    let (ids, links) = projects.entry(event).or_default();
+                    ids.push(&m.id);
+                    links.extend(m.linked_span());
+                }
+                Ok(command) => others.push((m, command)),
                 Err(error) => {
                     tracing::warn!(message = %m.id, %error, "unreadable projector message");
                     failed.push(m.id.clone());
                 }
             }
         }
-        for (event, ids) in projects {
-            if let Err(error) = self.projector.project(event).await {
+        for (event, (ids, mut links)) in projects {
+            links.truncate(MAX_LINKS);
+            if let Err(error) = self.projector.project_linked(event, links).await {
                 tracing::warn!(
                     %event,
                     error = %cause_chain(&error),
@@ -70,19 +95,28 @@ impl ProjectorService {
                 failed.extend(ids.into_iter().map(str::to_owned));
             }
         }
-        for (id, command) in others {
-            let outcome = match command {
-                Command::Verify { event } => self.verify(event).await,
-                Command::Sweep => self.sweep().await.map(drop),
-                Command::Project { .. } => unreachable!("gathered above"),
-            };
+        for (message, command) in others {
+            let span = tracing::info_span!("queued_command", message = %message.id);
+            if let Some(link) = message.linked_span() {
+                span.add_link(link);
+            }
+            let outcome = async {
+                match command {
+                    Command::Verify { event } => self.verify(event).await,
+                    Command::Sweep => self.sweep().await.map(drop),
+                    Command::Project { .. } => unreachable!("gathered above"),
+                }
+            }
+            .instrument(span)
+            .await;
             if let Err(error) = outcome {
+                let id = &message.id;
                 tracing::warn!(
                     message = %id,
                     error = %cause_chain(&error),
                     "command failed; it will be retried"
                 );
-                failed.push(id.to_owned());
+                failed.push(id.clone());
             }
         }
         failed
@@ -97,6 +131,9 @@ impl ProjectorService {
     pub async fn handle_touched(&self, changes: &[Touched]) -> Vec<Touched> {
         let mut by_event: BTreeMap<EventId, Vec<&Touched>> = BTreeMap::new();
         for change in changes {
+            if let Some(created_at) = change.created_at {
+                metrics::streamed(created_at);
+            }
             by_event.entry(change.event).or_default().push(change);
         }
         let mut failed = Vec::new();

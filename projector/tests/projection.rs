@@ -174,6 +174,8 @@ async fn a_regions_projector_leaves_other_regions_events_alone() {
         .handle(&[openfloor_projector::service::Incoming {
             id: "m1".into(),
             body: command,
+            sent_at: None,
+            traceparent: None,
         }])
         .await;
     assert!(

@@ -9,6 +9,7 @@ use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use openfloor_api::{AppState, SystemClock, VIEW_REUSE_BEHIND_A_CDN};
+use openfloor_aws::queue::TRACEPARENT;
 use openfloor_aws::stream::{event_of_partition, RecordsStreamTrigger};
 use openfloor_aws::Aws;
 pub use openfloor_config::LambdaSettings;
@@ -103,6 +104,14 @@ pub async fn handle_sqs_event(service: &ProjectorService, event: SqsEvent) -> Sq
         .map(|m| Incoming {
             id: m.message_id.unwrap_or_default(),
             body: m.body.unwrap_or_default(),
+            sent_at: m
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|at| at.parse().ok()),
+            traceparent: m
+                .message_attributes
+                .get(TRACEPARENT)
+                .and_then(|a| a.string_value.clone()),
         })
         .collect();
     let failed = service.handle(&incoming).await;
@@ -153,6 +162,11 @@ pub async fn handle_stream_event(
         .into_iter()
         .filter(|r| r.event_name == "INSERT")
         .filter_map(|r| {
+            // Absent from the event, the time reads as the epoch: unknown.
+            let created_at =
+                u64::try_from(r.change.approximate_creation_date_time.timestamp_millis())
+                    .ok()
+                    .filter(|&at| at > 0);
             let position = r.change.sequence_number?;
             let pk = match r.change.keys.get("pk") {
                 Some(serde_dynamo::AttributeValue::S(pk)) => pk.clone(),
@@ -165,7 +179,11 @@ pub async fn handle_stream_event(
                 tracing::warn!(%position, %pk, "stream change of no event; skipped");
                 return None;
             };
-            Some(Touched { event, position })
+            Some(Touched {
+                event,
+                position,
+                created_at,
+            })
         })
         .collect();
     let mut response = DynamoDbEventResponse::default();

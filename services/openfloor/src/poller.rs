@@ -97,14 +97,11 @@ pub async fn handle_received(service: &ProjectorService, queue: &Queue, messages
     if messages.is_empty() {
         return;
     }
-    let incoming: Vec<Incoming> = messages
-        .iter()
-        .map(|m| Incoming {
-            id: m.id.clone(),
-            body: m.body.clone(),
-        })
+    let failed: BTreeSet<String> = service
+        .handle(&incoming(messages))
+        .await
+        .into_iter()
         .collect();
-    let failed: BTreeSet<String> = service.handle(&incoming).await.into_iter().collect();
     let done: Vec<&Message> = messages
         .iter()
         .filter(|m| !failed.contains(&m.id))
@@ -118,4 +115,17 @@ pub async fn handle_received(service: &ProjectorService, queue: &Queue, messages
     for m in messages.iter().filter(|m| failed.contains(&m.id)) {
         let _ = queue.retry_later(m, Duration::from_secs(1)).await;
     }
+}
+
+/// Polled messages as the projector service takes them.
+pub fn incoming(messages: &[Message]) -> Vec<Incoming> {
+    messages
+        .iter()
+        .map(|m| Incoming {
+            id: m.id.clone(),
+            body: m.body.clone(),
+            sent_at: m.sent_at,
+            traceparent: m.traceparent.clone(),
+        })
+        .collect()
 }

@@ -35,10 +35,11 @@ async fn the_service_runs_on_dynamodb_and_sqs_and_the_ops_commands_work_there() 
     let Some(endpoint) = stand_in::endpoint() else {
         return;
     };
-    let names = aws_flags(&AwsSettings {
+    let settings = AwsSettings {
         region: "ap-southeast-2".into(),
         ..stand_in::fresh_settings(&endpoint)
-    });
+    };
+    let names = aws_flags(&settings);
     let mut args: Vec<&str> = names.iter().map(String::as_str).collect();
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(
@@ -64,6 +65,51 @@ async fn the_service_runs_on_dynamodb_and_sqs_and_the_ops_commands_work_there() 
             v["questions"][0]["votes"] == 2
         })
         .await;
+
+    // The stream's changes and a queued command are timed as they are
+    // taken (the ages an operator watches).
+    let queue = openfloor_aws::queue::Queue::open(
+        openfloor_aws::Aws::connect(settings.clone()).await.sqs,
+        &settings.queue_name,
+    )
+    .await
+    .unwrap();
+    queue
+        .send(&[openfloor_aws::queue::Command::Project {
+            event: eid.parse().unwrap(),
+        }])
+        .await
+        .unwrap();
+    let count = |metrics: &str, name: &str| -> u64 {
+        let series = format!("{name}_count");
+        metrics
+            .lines()
+            .filter(|line| line.split([' ', '{']).next() == Some(series.as_str()))
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if count(&metrics, "openfloor_queue_age_seconds") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        count(&metrics, "openfloor_queue_age_seconds") >= 1,
+        "{metrics}"
+    );
+    // The records of the create, the question and the two votes.
+    assert!(
+        count(&metrics, "openfloor_stream_age_seconds") >= 4,
+        "{metrics}"
+    );
     drop(server);
 
     // Operator commands on the same backend.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use openfloor::poller::handle_received;
+use openfloor::poller::{handle_received, incoming};
 use openfloor_api::{ApiConfig, AppState, Regions, SystemClock};
 use openfloor_aws::queue::{Command, Queue, MAX_RECEIVES};
 use openfloor_aws::stream::{RecordsStreamTrigger, StreamReader};
@@ -184,14 +184,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
         }
     }
     assert_eq!(batch.len(), 2);
-    let incoming: Vec<_> = batch
-        .iter()
-        .map(|m| openfloor_projector::service::Incoming {
-            id: m.id.clone(),
-            body: m.body.clone(),
-        })
-        .collect();
-    let failed = service.handle(&incoming).await;
+    let failed = service.handle(&incoming(&batch)).await;
     let poison = batch.iter().find(|m| m.body.starts_with("this")).unwrap();
     assert_eq!(failed, vec![poison.id.clone()]);
     handle_received(&service, &queue, &batch).await;

@@ -9,14 +9,22 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use openfloor::poller::handle_received;
 use openfloor_api::{router, ApiConfig, AppState, SystemClock};
+use openfloor_aws::queue::{Command, Queue};
+use openfloor_domain::ids::EventId;
+use openfloor_domain::record::RecordBody;
+use openfloor_projector::service::ProjectorService;
 use openfloor_projector::Projector;
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::LocalTrigger;
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::trace::{SpanId, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::Value;
 use tower::ServiceExt;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Log lines written during the test.
@@ -232,4 +240,83 @@ async fn a_vote_is_traced_from_its_request_to_the_projection_that_shows_it() {
         assert!(!exported.contains(secret), "a span carries the {what}");
         assert!(!logs.contains(secret), "a log line carries the {what}");
     }
+}
+
+/// A projector command queued inside a traced span (an operator's tool
+/// asking for a projection) carries that span's context in an SQS message
+/// attribute, with the time SQS took it; the projection it causes links
+/// back to the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_command_carries_its_trace_to_the_projection() {
+    let Some(aws) = openfloor_testing::aws::fresh().await else {
+        return;
+    };
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+
+    let store = aws.store();
+    let meta = openfloor_testing::fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
+        .region("eu-west-1")
+        .build();
+    store.directory.create(&meta).await.unwrap();
+    let created = openfloor_testing::fixtures::record(
+        meta.id,
+        ulid::Ulid::from_parts(meta.created_at, 1),
+        RecordBody::EventCreated {
+            title: meta.title.clone(),
+        },
+    );
+    store.log.append(meta.log(), created).await.unwrap();
+    let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name)
+        .await
+        .unwrap();
+
+    let sender = tracing::info_span!("operator_project");
+    let sent = sender.context().span().span_context().clone();
+    assert!(sent.is_valid());
+    let before = openfloor_testing::fixtures::now_ms();
+    queue
+        .send(&[Command::Project { event: meta.id }])
+        .instrument(sender)
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..10 {
+        batch.extend(queue.receive(Duration::from_secs(1)).await.unwrap());
+        if !batch.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(batch.len(), 1);
+    let message = &batch[0];
+    let expected = format!("00-{}-{}-01", sent.trace_id(), sent.span_id());
+    assert_eq!(message.traceparent.as_deref(), Some(expected.as_str()));
+    let sent_at = message.sent_at.expect("SQS's SentTimestamp");
+    assert!(sent_at + 1000 >= before, "{sent_at} vs {before}");
+
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+    handle_received(&service, &queue, &batch).await;
+    assert_eq!(store.views.get(meta.id).await.unwrap().unwrap().records, 1);
+    let spans = exporter.get_finished_spans().unwrap();
+    let projection = named(&spans, "projection")
+        .into_iter()
+        .find(|p| {
+            p.links
+                .iter()
+                .any(|l| l.span_context.span_id() == sent.span_id())
+        })
+        .expect("the projection links to the span that queued its command");
+    assert_eq!(
+        attribute(projection, "event").as_deref(),
+        Some(meta.id.to_string().as_str())
+    );
 }

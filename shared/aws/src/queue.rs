@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use openfloor_store::{StoreError, StoreResult};
@@ -23,6 +24,9 @@ use crate::{build_error, sdk_error, AwsSettings};
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// Receives before a message goes to the dead-letter queue.
 pub const MAX_RECEIVES: u32 = 3;
+/// The message attribute carrying the sender's trace context (W3C), so the
+/// projector's work links back to whoever asked for it.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// The commands the queue carries (defined with the projector's trigger
 /// role, so the projector need not know about SQS).
@@ -78,6 +82,11 @@ pub struct Message {
     pub id: String,
     pub body: String,
     pub receipt: String,
+    /// When SQS accepted it, in milliseconds (its age tells how far behind
+    /// the projector's queue is).
+    pub sent_at: Option<u64>,
+    /// The sender's trace context ([`TRACEPARENT`]), if it was traced.
+    pub traceparent: Option<String>,
 }
 
 impl Queue {
@@ -94,8 +103,18 @@ impl Queue {
         Ok(Self { client, url })
     }
 
-    /// Sends commands, at most [`MAX_BATCH_ENTRIES`] per call.
+    /// Sends commands, at most [`MAX_BATCH_ENTRIES`] per call, each with
+    /// the current trace context when there is one.
     pub async fn send(&self, commands: &[Command]) -> StoreResult<()> {
+        let traced = openfloor_telemetry::current_traceparent()
+            .map(|traceparent| {
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(traceparent)
+                    .build()
+                    .map_err(|e| build_error("a trace context attribute", e))
+            })
+            .transpose()?;
         for chunk in commands.chunks(MAX_BATCH_ENTRIES) {
             let entries = chunk
                 .iter()
@@ -104,6 +123,11 @@ impl Queue {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(serde_json::to_string(c).expect("commands serialize"))
+                        .set_message_attributes(
+                            traced
+                                .clone()
+                                .map(|value| [(TRACEPARENT.to_owned(), value)].into()),
+                        )
                         .build()
                         .map_err(|e| build_error("a command message", e))
                 })
@@ -134,6 +158,8 @@ impl Queue {
             .queue_url(&self.url)
             .max_number_of_messages(MAX_BATCH_ENTRIES as i32)
             .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).min(20))
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_attribute_names(TRACEPARENT)
             .send()
             .await
             .map_err(|e| sdk_error("receiving messages", e))?;
@@ -144,6 +170,15 @@ impl Queue {
                 id: m.message_id().unwrap_or_default().to_owned(),
                 body: m.body().unwrap_or_default().to_owned(),
                 receipt: m.receipt_handle().unwrap_or_default().to_owned(),
+                sent_at: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|at| at.parse().ok()),
+                traceparent: m
+                    .message_attributes()
+                    .and_then(|a| a.get(TRACEPARENT))
+                    .and_then(MessageAttributeValue::string_value)
+                    .map(str::to_owned),
             })
             .collect())
     }

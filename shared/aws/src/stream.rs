@@ -259,6 +259,9 @@ impl StreamReader {
                 touched.push(Touched {
                     event,
                     position: position.to_owned(),
+                    created_at: change
+                        .approximate_creation_date_time()
+                        .and_then(|at| u64::try_from(at.to_millis().ok()?).ok()),
                 });
             }
         }

@@ -21,6 +21,9 @@ pub struct Touched {
     pub event: EventId,
     /// The stream's sequence number of the change.
     pub position: String,
+    /// When the stream got the change, in milliseconds (DynamoDB gives
+    /// whole seconds), for the stream's age; `None` where unknown.
+    pub created_at: Option<u64>,
 }
 
 /// What the projector can be asked to do, as queued on AWS (one JSON

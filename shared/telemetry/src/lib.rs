@@ -47,6 +47,31 @@ pub fn meter() -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter("openfloor")
 }
 
+/// The current span's trace context as a W3C `traceparent`, for a message
+/// that leaves the process (a queued projector command); `None` where
+/// nothing is traced.
+pub fn current_traceparent() -> Option<String> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut carrier);
+    });
+    carrier.remove("traceparent")
+}
+
+/// The span a `traceparent` names (a queued message's), for a span link;
+/// `None` when it names none.
+pub fn linked_span(traceparent: &str) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let context =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+    let span = context.span().span_context().clone();
+    span.is_valid().then_some(span)
+}
+
 /// Bucket bounds for durations in seconds: 1 ms to a minute.
 pub const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -233,5 +258,35 @@ impl Telemetry {
             let _ = traces.shutdown();
         }
         let _ = self.meters.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_names_the_span_to_link_to_and_garbage_names_none() {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let span = linked_span("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("a valid traceparent");
+        assert_eq!(
+            span.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(span.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(span.is_remote());
+        for garbage in [
+            "",
+            "not a traceparent",
+            // All-zero ids name no span.
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(linked_span(garbage), None, "{garbage:?}");
+        }
+        // Outside any traced span there is nothing to send.
+        assert_eq!(current_traceparent(), None);
     }
 }
