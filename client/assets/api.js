@@ -47,7 +47,10 @@ export async function request(method, path, { body, secret, etag } = {}) {
     cache: 'no-cache',
   });
   // After a redirect, `url` says where the request was answered.
-  if (response.status === 304) return { notModified: true, etag, url: response.url };
+  // `viewAge`: how old the host's view is by the server's clock (ms; null if not said).
+  const age = response.headers.get('X-View-Age-Ms');
+  const viewAge = age === null || age === '' || !Number.isFinite(Number(age)) ? null : Number(age);
+  if (response.status === 304) return { notModified: true, etag, url: response.url, viewAge };
   const text = await response.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
@@ -56,7 +59,7 @@ export async function request(method, path, { body, secret, etag } = {}) {
     error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
     throw error;
   }
-  return { json, etag: response.headers.get('ETag'), status: response.status, url: response.url };
+  return { json, etag: response.headers.get('ETag'), status: response.status, url: response.url, viewAge };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -112,6 +115,12 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 /** "just now", "5 s ago", "3 min ago". */
+/** Like `ago`, with tenths of a second below ten seconds ("0.4 s ago"). */
+export function agoPrecisely(ms) {
+  if (ms < 9950) return `${(Math.max(0, ms) / 1000).toFixed(1)} s ago`;
+  return ago(ms);
+}
+
 export function ago(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 2) return 'just now';

@@ -2,7 +2,7 @@
 // each also under a region's path (/r/{region}/event/{id}…), as the share
 // links of a deployment of several regions are.
 import {
-  ApiError, ago, el, regionBase, regionOf, request, retryable, stored, ulid, voteWord, votesLabel, withRetry,
+  ApiError, ago, agoPrecisely, el, regionBase, regionOf, request, retryable, stored, ulid, voteWord, votesLabel, withRetry,
 } from './api.js';
 
 let region = regionOf(location.pathname);
@@ -50,6 +50,8 @@ const state = {
   view: null,
   etag: null,
   freshAt: 0,
+  /** When the host's board was made, on this page's clock (0: unknown). */
+  boardAt: 0,
   failures: 0,
   stopped: false,
   pollTimer: 0,
@@ -88,6 +90,8 @@ async function poll() {
       render();
     }
     state.freshAt = Date.now();
+    // The host's board: when the projector made it, on this page's clock.
+    state.boardAt = answer.viewAge === null || answer.viewAge === undefined ? 0 : state.freshAt - answer.viewAge;
     state.failures = 0;
     state.waitingSince = 0;
     state.waitTries = 0;
@@ -162,7 +166,15 @@ function problem(message, offerRetry = false) {
 document.addEventListener('visibilitychange', () => { if (!document.hidden && !state.stopped) poll(); });
 
 function showFreshness() {
-  if (state.freshAt && !state.stopped) $('freshness').textContent = `Updated ${ago(Date.now() - state.freshAt)}`;
+  // The host reads two times: when the page last heard from the server, and
+  // (below) when the ranking last changed there.
+  const heard = isHost ? 'Checked' : 'Updated';
+  if (state.freshAt && !state.stopped) $('freshness').textContent = `${heard} ${ago(Date.now() - state.freshAt)}`;
+  // Not a live region: it changes every second, which a screen reader would
+  // read out each time.
+  const board = $('board-age');
+  board.hidden = !(isHost && state.boardAt && !state.stopped);
+  if (!board.hidden) board.textContent = `Ranking updated ${agoPrecisely(Date.now() - state.boardAt)}`;
 }
 setInterval(showFreshness, 1000);
 

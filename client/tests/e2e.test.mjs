@@ -102,6 +102,10 @@ test('a whole Q&A session: create, share, ask, vote, hide, answer, close', async
   const started = Date.now();
   await item(host.page, 'questions', 'roadmap').locator('.vote .n', { hasText: '1' }).waitFor({ timeout: 2000 });
   assert.ok(Date.now() - started <= 2000);
+  // The host is told how fresh the ranking is (by the server's clock); a
+  // guest is not.
+  assert.match(await host.page.locator('#board-age').textContent(), /^Ranking updated \d+\.\d s ago$/);
+  assert.equal(await guest.page.locator('#board-age').isVisible(), false);
   // The guest's vote button says it was this browser that voted.
   assert.equal(await item(guest.page, 'questions', 'roadmap').getByRole('button', { name: /Remove your vote/ }).getAttribute('aria-pressed'), 'true');
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openfloor_domain::clock::{Clock as _, SystemClock};
 use openfloor_domain::fold::EventState;
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::Record;
@@ -51,6 +52,7 @@ fn stored_view(state: &EventState, records: u64) -> StoredView {
         records,
         guest: views.guest,
         host: views.host,
+        projected_at: 0,
     }
 }
 
@@ -213,7 +215,10 @@ impl Projector {
             }
         };
         let records = view.records;
-        let view = Arc::new(view);
+        let view = Arc::new(StoredView {
+            projected_at: SystemClock.now_ms(),
+            ..view
+        });
         let stored = if stored_records == Some(records) {
             false
         } else {

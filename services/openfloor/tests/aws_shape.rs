@@ -356,6 +356,7 @@ async fn items_keep_their_attribute_names_and_types() {
         records: 1,
         guest: view(b"{}"),
         host: view(b"{\"host\":true}"),
+        projected_at: meta.created_at + 5,
     };
     assert!(store.views.put(meta.id, Arc::new(stored)).await.unwrap());
 
@@ -436,7 +437,12 @@ async fn items_keep_their_attribute_names_and_types() {
             ("host", "B"),
             ("host_version", "S"),
             ("ttl", "N"),
+            ("projected_at", "N"),
         ])
+    );
+    assert_eq!(
+        views["projected_at"],
+        AttributeValue::N((meta.created_at + 5).to_string())
     );
     assert_eq!(
         views["host"],

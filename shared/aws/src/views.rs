@@ -87,6 +87,10 @@ struct ViewItem {
     /// directory does not know).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<u64>,
+    /// When the projector made the views, in milliseconds (absent for views
+    /// stored before this was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    projected_at: Option<u64>,
 }
 
 /// One part of a large view.
@@ -152,6 +156,7 @@ fn layout(event: EventId, view: &StoredView, ttl: Option<u64>) -> (ViewItem, Vec
         host_version: view.host.version.clone(),
         host_parts: None,
         ttl,
+        projected_at: (view.projected_at > 0).then_some(view.projected_at),
     };
     if inline {
         head.guest = Some(view.guest.json.clone());
@@ -333,6 +338,7 @@ impl DynamoStore {
                 json: host,
                 version: head.host_version,
             },
+            projected_at: head.projected_at.unwrap_or(0),
         })))
     }
 
@@ -468,6 +474,7 @@ mod tests {
             records,
             guest: rendered(guest_bytes, "0123456789abcdef"),
             host: rendered(host_bytes, "fedcba9876543210"),
+            projected_at: 1_700_000_000_000,
         }
     }
 

@@ -266,13 +266,28 @@ pub trait Log: Send + Sync {
 }
 
 /// A stored projection: both rendered views and how many records they fold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StoredView {
     /// The guard: a view folding fewer records never replaces this one.
     pub records: u64,
     pub guest: RenderedView,
     pub host: RenderedView,
+    /// When the projector made it (milliseconds; 0 where unknown: views
+    /// stored before this was kept, a replay), so the host can be told how
+    /// fresh the board is.
+    pub projected_at: Millis,
 }
+
+/// Two views are the same when they fold the same records into the same
+/// bytes; when each was made is not part of what they say (so `verify`
+/// compares a stored view with a replay made now).
+impl PartialEq for StoredView {
+    fn eq(&self, other: &Self) -> bool {
+        self.records == other.records && self.guest == other.guest && self.host == other.host
+    }
+}
+
+impl Eq for StoredView {}
 
 #[async_trait]
 pub trait Views: Send + Sync {

@@ -30,11 +30,42 @@ async fn sqlite_keeps_records_and_views_across_reopen() {
     }
     let store = SqliteStore::open(dir.path()).unwrap().store();
     assert_eq!(store.log.read_event(log).await.unwrap().len(), 1);
+    let stored = store.views.get(log.event).await.unwrap().unwrap();
     assert_eq!(
-        store.views.get(log.event).await.unwrap().unwrap().records,
-        1
+        (stored.records, stored.projected_at),
+        (1, view(1).projected_at)
     );
     assert!(store.directory.get(log.event).await.unwrap().is_some());
+}
+
+/// A database made before views kept their projection time opens, keeps
+/// its views (their time unknown: 0) and stores the time from then on.
+#[tokio::test]
+async fn sqlite_opens_a_database_from_before_projection_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = event(1);
+    {
+        let store = SqliteStore::open(dir.path()).unwrap().store();
+        store.directory.create(&meta(log)).await.unwrap();
+        store.views.put(log.event, view(1)).await.unwrap();
+    }
+    // The views table as it was.
+    let old = rusqlite::Connection::open(dir.path().join("openfloor.sqlite3")).unwrap();
+    old.execute_batch("ALTER TABLE views DROP COLUMN projected_at")
+        .unwrap();
+    drop(old);
+
+    let store = SqliteStore::open(dir.path()).unwrap().store();
+    let stored = store.views.get(log.event).await.unwrap().unwrap();
+    assert_eq!((stored.records, stored.projected_at), (1, 0));
+    store.views.put(log.event, view(2)).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap().store();
+    let stored = store.views.get(log.event).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.records, stored.projected_at),
+        (2, view(2).projected_at)
+    );
 }
 
 #[tokio::test]

@@ -68,6 +68,7 @@ pub fn view(records: u64) -> Arc<StoredView> {
         records,
         guest: v(&format!("g{records}")),
         host: v(&format!("h{records}")),
+        projected_at: 1_700_000_000_000 + records,
     })
 }
 
@@ -248,10 +249,10 @@ pub async fn views_never_regress(store: Store) {
         "an equal count may rewrite (a repair)"
     );
     assert!(store.views.put(e, view(11)).await.unwrap());
-    assert_eq!(
-        store.views.get(e).await.unwrap().unwrap().guest.version,
-        "g11"
-    );
+    let stored = store.views.get(e).await.unwrap().unwrap();
+    assert_eq!(stored.guest.version, "g11");
+    // When it was projected is kept with it (the host is shown its age).
+    assert_eq!(stored.projected_at, 1_700_000_000_011);
 }
 
 pub async fn concurrent_appends_of_one_key_store_it_once(store: Store) {

@@ -3,7 +3,7 @@
 //! can never act on another.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use openfloor_domain::command::{Command, CorrectText, Flag, SetFlag, SetOpen};
 use openfloor_domain::ids::RecordId;
@@ -54,8 +54,22 @@ pub async fn host_view(
 ) -> Result<Response, ApiError> {
     let meta = host_event(&app, eid, &secret).await?;
     let view = stored_view(&app, &meta).await?;
-    Ok(serve_view(&headers, &view.host, HOST_VIEW_CACHE_CONTROL))
+    let mut response = serve_view(&headers, &view.host, HOST_VIEW_CACHE_CONTROL);
+    // How fresh the board is, by the server's clock (the host's may be off):
+    // on 304s too, since the host polls with If-None-Match.
+    if view.projected_at > 0 {
+        let age = app.clock.now_ms().saturating_sub(view.projected_at);
+        response
+            .headers_mut()
+            .insert(VIEW_AGE_HEADER, HeaderValue::from(age));
+    }
+    Ok(response)
 }
+
+/// Milliseconds since the projector made the host view being answered
+/// (absent when unknown). Only on the host's view: it is never cached, so
+/// the figure cannot go stale in a cache.
+pub const VIEW_AGE_HEADER: &str = "x-view-age-ms";
 
 #[derive(Deserialize)]
 pub struct FlagBody {

@@ -52,6 +52,7 @@ async fn stored_view(
         records: 0,
         guest: views.guest,
         host: views.host,
+        projected_at: meta.created_at,
     }))
 }
 

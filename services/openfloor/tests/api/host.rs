@@ -267,3 +267,56 @@ async fn records_export_as_ndjson_in_record_id_order_with_paging() {
         assert_error(get(query).await, StatusCode::BAD_REQUEST, "bad_request").await;
     }
 }
+
+/// The host's view says how long ago the projector made it, by the
+/// server's clock, on a `304` as on a `200`; a guest's view does not (a
+/// CDN may keep it, and the figure would go stale there).
+#[tokio::test]
+async fn the_host_view_says_how_fresh_it_is() {
+    let app = spawn_app().await;
+    let event = app.create_event("Fresh").await;
+    let q = app.ask(&event.id, "How fresh is the board?").await;
+    app.wait_for_guest(&event.id, |v| v["questions"][0]["id"] == q.as_str())
+        .await;
+    let url = format!("/api/events/{}/host/questions", event.id);
+    let age_of = |r: &reqwest::Response| -> u64 {
+        r.headers()["x-view-age-ms"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = app
+        .get(&url)
+        .bearer_auth(&event.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let age = age_of(&first);
+    assert!(age < 60_000, "a view projected just now is {age} ms old");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+
+    // Time passes, nothing changes: the same view, older.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let again = app
+        .get(&url)
+        .bearer_auth(&event.secret)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(
+        age_of(&again) >= age + 300,
+        "{} after {age}",
+        age_of(&again)
+    );
+
+    let guest = app
+        .get(&format!("/api/events/{}/questions", event.id))
+        .send()
+        .await
+        .unwrap();
+    assert!(guest.headers().get("x-view-age-ms").is_none());
+}

@@ -36,7 +36,8 @@ const SELECT_RECORDS_SINCE: &str =
 const SELECT_EVENT: &str = "SELECT meta FROM events WHERE id = ?1";
 const SELECT_EVENTS: &str = "SELECT id, meta FROM events ORDER BY id";
 const SELECT_VIEW: &str = "
-    SELECT records, guest, guest_version, host, host_version FROM views WHERE event = ?1
+    SELECT records, guest, guest_version, host, host_version, projected_at
+    FROM views WHERE event = ?1
 ";
 
 /// Read-only connections to the database, opened on demand and reused.
@@ -210,6 +211,7 @@ pub(super) fn stored_view(c: &Connection, event: EventId) -> StoreResult<Option<
                         json: r.get(3)?,
                         version: r.get(4)?,
                     },
+                    projected_at: r.get::<_, i64>(5)? as u64,
                 })
             })
             .optional()

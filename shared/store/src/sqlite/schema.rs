@@ -52,15 +52,26 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE UNIQUE INDEX IF NOT EXISTS records_by_key ON records (event, key);
 CREATE INDEX IF NOT EXISTS records_by_id ON records (event, id);
 INSERT INTO settings (name, value) VALUES ('next_seq', '1') ON CONFLICT(name) DO NOTHING;
+-- projected_at: when the projector made the views (ms; 0 where unknown,
+-- as for views from before it was kept; see ADD_COLUMNS).
 CREATE TABLE IF NOT EXISTS views (
     event         TEXT PRIMARY KEY,
     records       INTEGER NOT NULL,
     guest         BLOB NOT NULL,
     guest_version TEXT NOT NULL,
     host          BLOB NOT NULL,
-    host_version  TEXT NOT NULL
+    host_version  TEXT NOT NULL,
+    projected_at  INTEGER NOT NULL DEFAULT 0
 );
 "#;
+
+/// Columns added to tables after their first release, each with the table
+/// it belongs to: a database made before them gains them when opened.
+const ADD_COLUMNS: &[(&str, &str, &str)] = &[(
+    "views",
+    "projected_at",
+    "ALTER TABLE views ADD COLUMN projected_at INTEGER NOT NULL DEFAULT 0",
+)];
 
 /// Stores a fresh salt unless the database already has one: the salt must
 /// outlive restarts, or one client would hash differently from day to day.
@@ -78,7 +89,26 @@ pub(super) fn open_writer(path: &Path) -> StoreResult<Connection> {
     conn.execute_batch(SCHEMA).map_err(|e| {
         StoreError::unavailable(format!("creating the tables of {}", path.display()), e)
     })?;
+    add_missing_columns(&conn).map_err(|e| {
+        StoreError::unavailable(format!("adding new columns to {}", path.display()), e)
+    })?;
     Ok(conn)
+}
+
+/// Adds the [`ADD_COLUMNS`] an older database lacks (SQLite has no
+/// `ADD COLUMN IF NOT EXISTS`).
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, add) in ADD_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            params![table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(add)?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens a read-only connection to `path`.
