@@ -281,7 +281,11 @@ impl Projector {
     /// acknowledged just before a crash). One event's failure is logged and
     /// counted, and the sweep goes on to the next: no event can stop the
     /// others from being projected.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(skip_all, fields(
+        events = tracing::field::Empty,
+        changed = tracing::field::Empty,
+        failed = tracing::field::Empty,
+    ))]
     pub async fn sweep(
         &self,
         now: Millis,
@@ -330,6 +334,10 @@ impl Projector {
         if report.changed > 0 || report.failed > 0 {
             tracing::info!(?report, "sweep re-projected events whose views were behind");
         }
+        let span = tracing::Span::current();
+        span.record("events", report.events);
+        span.record("changed", report.changed);
+        span.record("failed", report.failed);
         Ok(report)
     }
 

@@ -319,4 +319,15 @@ async fn a_queued_command_carries_its_trace_to_the_projection() {
         attribute(projection, "event").as_deref(),
         Some(meta.id.to_string().as_str())
     );
+
+    // A sweep is a span saying what it looked at and what it changed.
+    service.sweep().await.unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let sweep = named(&spans, "sweep").pop().expect("a sweep span");
+    let fields = ["events", "changed", "failed"].map(|f| attribute(sweep, f));
+    assert_eq!(
+        fields,
+        [Some("1".into()), Some("0".into()), Some("0".into())],
+        "the event's view was current"
+    );
 }

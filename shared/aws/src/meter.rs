@@ -92,6 +92,14 @@ impl Meter {
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
         self.read_half_units
             .fetch_add(half_units, Ordering::Relaxed);
+        // On the store call's span (an event of it, in a trace): what this
+        // call cost.
+        tracing::debug!(
+            items = count,
+            bytes,
+            read_units = half_units as f64 / 2.0,
+            "dynamodb read"
+        );
     }
 
     /// One item written (or refused by its condition, which is billed as
@@ -101,8 +109,9 @@ impl Meter {
         self.write_requests.fetch_add(1, Ordering::Relaxed);
         self.items_written.fetch_add(1, Ordering::Relaxed);
         self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-        self.write_units
-            .fetch_add(bytes.div_ceil(WRITE_UNIT_BYTES).max(1), Ordering::Relaxed);
+        let units = bytes.div_ceil(WRITE_UNIT_BYTES).max(1);
+        self.write_units.fetch_add(units, Ordering::Relaxed);
+        tracing::debug!(items = 1, bytes, write_units = units, "dynamodb write");
     }
 
     /// One item deleted (billed as a write of at least one unit; the
