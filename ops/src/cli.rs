@@ -13,7 +13,10 @@ use openfloor_store::sqlite::{SqliteStore, WriterLock};
 use openfloor_store::Store;
 
 use crate::audit::{audit, render_json_lines, render_text, SignalRules};
-use crate::export::{import, read_export, write_export};
+use crate::export::{
+    import, new_signing_key, parse_public_key, public_key_hex, read_export, read_signing_key,
+    write_export,
+};
 use crate::replay::{load_event, parse_time, replay_records, views_document};
 use openfloor_projector::verify::verify_event;
 
@@ -56,13 +59,34 @@ pub enum OpsCommand {
         #[arg(long, default_value_t = 20)]
         voters_per_client: usize,
     },
-    /// Write an event's log as hash-chained JSON lines to standard output.
-    Export { event: EventId },
+    /// Write an event's log as hash-chained JSON lines to standard output,
+    /// signed with the operator's key when one is given.
+    Export {
+        event: EventId,
+        /// Sign with the key in this file (see `new-signing-key`).
+        #[arg(long, env = "OPENFLOOR_SIGNING_KEY_FILE")]
+        signing_key: Option<PathBuf>,
+    },
     /// Check an export (a file, or standard input) and store its event and
-    /// records; importing twice changes nothing.
-    Import { file: Option<PathBuf> },
+    /// records; importing twice changes nothing, and a record differing from
+    /// the one stored under its key refuses the whole import.
+    Import {
+        file: Option<PathBuf>,
+        /// Import only an export signed by this key (64 hex digits).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Check an export (a file, or standard input) without importing it.
-    CheckExport { file: Option<PathBuf> },
+    CheckExport {
+        file: Option<PathBuf>,
+        /// Require a signature by this key (64 hex digits).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Make a new key for signing exports: its secret goes to FILE (never
+    /// overwritten; keep it private), its public key is printed, to be given
+    /// to whoever checks the exports.
+    NewSigningKey { file: PathBuf },
     /// Delete the records and views of expired events (retention). Export
     /// an event first to keep it.
     PurgeExpired,
@@ -96,12 +120,17 @@ impl OpsCommand {
             OpsCommand::Replay { .. }
             | OpsCommand::Audit { .. }
             | OpsCommand::Export { .. }
-            | OpsCommand::CheckExport { .. } => false,
+            | OpsCommand::CheckExport { .. }
+            | OpsCommand::NewSigningKey { .. } => false,
         }
     }
 }
 
 pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode> {
+    // Needs no store.
+    if let OpsCommand::NewSigningKey { file } = &op {
+        return new_signing_key_file(file);
+    }
     if let OpsBackend::Embedded(data) = &backend {
         // Only an import may start a store (and checking an export needs
         // none); anything else on a directory without one is a mistyped
@@ -202,14 +231,21 @@ pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode
             }
             stdout.write_all(out.as_bytes())?;
         }
-        OpsCommand::Export { event } => {
+        OpsCommand::Export { event, signing_key } => {
+            let signer = signing_key.as_deref().map(read_signing_key).transpose()?;
             let (meta, mut records) = load_event(&store, event).await?;
             let mut out = std::io::BufWriter::new(stdout);
-            write_export(&meta, &mut records, &mut out)?;
+            write_export(&meta, &mut records, signer.as_ref(), &mut out)?;
         }
-        OpsCommand::Import { file } => {
+        OpsCommand::Import { file, public_key } => {
+            let trusted = public_key.as_deref().map(parse_public_key).transpose()?;
             let export = read_export(input(file.as_deref())?)
                 .context("the export is not intact; nothing was imported")?;
+            if let Some(trusted) = &trusted {
+                export
+                    .require_signer(trusted)
+                    .context("nothing was imported")?;
+            }
             let done = import(&store, export).await?;
             writeln!(
                 stdout,
@@ -227,16 +263,34 @@ pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode
             let projector = openfloor_projector::Projector::new(store.clone());
             projector.project(done.event).await?;
         }
-        OpsCommand::CheckExport { file } => {
+        OpsCommand::CheckExport { file, public_key } => {
+            let trusted = public_key.as_deref().map(parse_public_key).transpose()?;
             let export =
                 read_export(input(file.as_deref())?).context("the export is not intact")?;
+            if let Some(trusted) = &trusted {
+                export.require_signer(trusted)?;
+            }
+            let signed = match (&export.signed_by, &trusted) {
+                (Some(key), Some(_)) => {
+                    format!("signed by the trusted key {}", public_key_hex(key))
+                }
+                (Some(key), None) => format!(
+                    "signed by key {}, which proves nothing until checked against a key \
+                     you trust (--public-key)",
+                    public_key_hex(key)
+                ),
+                (None, _) => "unsigned: the file is whole and unchanged since its chain was \
+                              computed, but anyone can edit an export and compute a new chain"
+                    .to_owned(),
+            };
             writeln!(
                 stdout,
-                "ok: event {} with {} records, hash chain intact",
+                "ok: event {} with {} records, hash chain intact; {signed}",
                 export.event.id,
                 export.records.len()
             )?;
         }
+        OpsCommand::NewSigningKey { .. } => unreachable!("answered before opening a store"),
         OpsCommand::PurgeExpired => {
             let Some(sqlite) = sqlite else {
                 writeln!(
@@ -249,5 +303,24 @@ pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode
             writeln!(stdout, "purged {purged} records of expired events")?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a new signing key to `file` (refusing to replace one, readable by
+/// its owner only) and prints its public key.
+fn new_signing_key_file(file: &Path) -> anyhow::Result<ExitCode> {
+    let (secret, public) = new_signing_key();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(file).with_context(|| {
+        format!(
+            "creating {} (an existing key is never replaced)",
+            file.display()
+        )
+    })?;
+    writeln!(out, "{secret}")?;
+    println!("{}", public_key_hex(&public));
     Ok(ExitCode::SUCCESS)
 }

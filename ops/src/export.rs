@@ -15,9 +15,24 @@
 //! reordered line breaks the chain at the next line; a truncated file lacks
 //! its `end` line (or its count). The directory entry carries the secret's
 //! hash, never the secret, so the host link keeps working after an import.
+//!
+//! **What the chain proves, and what it does not.** The chain shows that a
+//! file is whole and unchanged since its chain was computed. Anyone who
+//! edits an export can compute a new chain, so an unsigned export proves
+//! nothing about who wrote it. A **signed** export ends with one more line:
+//!
+//! ```text
+//! {"type":"signature","key":"<Ed25519 public key, hex>","signature":"<hex>","prev":"…"}
+//! ```
+//!
+//! signing the chain's last hash (so every byte before it) with the
+//! operator's key. It proves the export came from the holder of that key
+//! only when checked against a public key obtained some other way
+//! (`--public-key`): a forger can sign with a key of their own.
 
 use std::io::{BufRead, Write};
 
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use openfloor_domain::ids::hex_lower;
 use openfloor_domain::record::Record;
 use openfloor_store::{EventMeta, Store};
@@ -48,6 +63,58 @@ enum Line {
         records: u64,
         prev: String,
     },
+    Signature {
+        key: String,
+        signature: String,
+        prev: String,
+    },
+}
+
+/// What a signature signs: the chain's hash after the end line, which
+/// covers every byte of the export before the signature line.
+fn signed_message(prev: &str) -> Vec<u8> {
+    [
+        b"openfloor-export v1 signature\n".as_slice(),
+        prev.as_bytes(),
+    ]
+    .concat()
+}
+
+/// Reads a public key given as 64 hexadecimal digits.
+pub fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("a public key is 64 hexadecimal digits"))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("not an Ed25519 public key: {e}"))
+}
+
+/// Reads a signing key: a file holding its 32-byte seed as 64 hexadecimal
+/// digits (as `openfloor new-signing-key` writes it).
+pub fn read_signing_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading the signing key {}: {e}", path.display()))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is not a signing key (64 hexadecimal digits)",
+                path.display()
+            )
+        })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// A new signing key's seed, as written to its file.
+pub fn new_signing_key() -> (String, VerifyingKey) {
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    (hex_lower(&key.to_bytes()), key.verifying_key())
+}
+
+/// A public key as written in exports and given to `--public-key`.
+pub fn public_key_hex(key: &VerifyingKey) -> String {
+    hex_lower(key.as_bytes())
 }
 
 fn genesis() -> String {
@@ -62,10 +129,12 @@ fn chain(prev: &str, line: &[u8]) -> String {
     hex_lower(&h.finalize())
 }
 
-/// Writes `meta` and `records` (sorted here by record id) as an export.
+/// Writes `meta` and `records` (sorted here by record id) as an export,
+/// signed when a key is given.
 pub fn write_export(
     meta: &EventMeta,
     records: &mut [Record],
+    signer: Option<&SigningKey>,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     records.sort_by_key(|r| r.id);
@@ -96,6 +165,15 @@ pub fn write_export(
         prev: prev.clone(),
     };
     emit(&end, &mut prev)?;
+    if let Some(signer) = signer {
+        let signature = signer.sign(&signed_message(&prev));
+        let line = Line::Signature {
+            key: public_key_hex(&signer.verifying_key()),
+            signature: hex_lower(&signature.to_bytes()),
+            prev: prev.clone(),
+        };
+        emit(&line, &mut prev)?;
+    }
     out.flush()
 }
 
@@ -112,6 +190,27 @@ pub struct ExportError {
 pub struct Export {
     pub event: EventMeta,
     pub records: Vec<Record>,
+    /// The key whose valid signature the export carries, if signed. Worth
+    /// something only when it is a key the reader trusts.
+    pub signed_by: Option<VerifyingKey>,
+}
+
+impl Export {
+    /// Refuses the export unless the trusted key signed it.
+    pub fn require_signer(&self, trusted: &VerifyingKey) -> anyhow::Result<()> {
+        match &self.signed_by {
+            Some(key) if key == trusted => Ok(()),
+            Some(key) => anyhow::bail!(
+                "the export is signed by key {}, not by the trusted key {}",
+                public_key_hex(key),
+                public_key_hex(trusted)
+            ),
+            None => anyhow::bail!(
+                "the export is not signed; the trusted key {} was required",
+                public_key_hex(trusted)
+            ),
+        }
+    }
 }
 
 /// Reads and checks an export completely; nothing is returned unless every
@@ -121,6 +220,7 @@ pub fn read_export(mut input: impl BufRead) -> Result<Export, ExportError> {
     let mut event: Option<EventMeta> = None;
     let mut records = Vec::new();
     let mut ended = false;
+    let mut signed_by = None;
     let mut last_line = 0;
     let mut raw = Vec::new();
     for n in 1.. {
@@ -142,13 +242,19 @@ pub fn read_export(mut input: impl BufRead) -> Result<Export, ExportError> {
             continue;
         }
         last_line = n;
-        if ended {
-            return Err(err("content after the end line".into()));
+        if signed_by.is_some() {
+            return Err(err("content after the signature".into()));
         }
         let line: Line = serde_json::from_slice(&raw)
             .map_err(|e| err(format!("not a valid export line: {e}")))?;
+        if ended && !matches!(line, Line::Signature { .. }) {
+            return Err(err("content after the end line".into()));
+        }
         let claimed = match &line {
-            Line::Header { prev, .. } | Line::Record { prev, .. } | Line::End { prev, .. } => prev,
+            Line::Header { prev, .. }
+            | Line::Record { prev, .. }
+            | Line::End { prev, .. }
+            | Line::Signature { prev, .. } => prev,
         };
         if *claimed != prev {
             return Err(err(if n == 1 {
@@ -204,6 +310,25 @@ pub fn read_export(mut input: impl BufRead) -> Result<Export, ExportError> {
                 }
                 ended = true;
             }
+            Line::Signature { key, signature, .. } => {
+                if !ended {
+                    return Err(err("a signature before the end line".into()));
+                }
+                let key = parse_public_key(&key).map_err(|e| err(e.to_string()))?;
+                let signature = hex::decode(&signature)
+                    .ok()
+                    .and_then(|b| Signature::from_slice(&b).ok())
+                    .ok_or_else(|| err("the signature is not an Ed25519 signature".into()))?;
+                key.verify_strict(&signed_message(&prev), &signature)
+                    .map_err(|_| {
+                        err(
+                            "the signature does not match: the export was changed after \
+                             it was signed"
+                                .into(),
+                        )
+                    })?;
+                signed_by = Some(key);
+            }
         }
         prev = chain(&prev, &raw);
     }
@@ -219,7 +344,11 @@ pub fn read_export(mut input: impl BufRead) -> Result<Export, ExportError> {
             message: "the export ends without its end line: it was truncated".into(),
         });
     }
-    Ok(Export { event, records })
+    Ok(Export {
+        event,
+        records,
+        signed_by,
+    })
 }
 
 /// What an import did.
@@ -247,6 +376,30 @@ pub async fn import(store: &Store, export: Export) -> anyhow::Result<Imported> {
             true
         }
     };
+    // A record whose key is stored already must be that very record: the
+    // first one stored must not silently win over different content.
+    if !created_event {
+        let stored: std::collections::HashMap<_, Record> = store
+            .log
+            .read_event(meta.log())
+            .await?
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect();
+        let conflicts: Vec<&Record> = export
+            .records
+            .iter()
+            .filter(|r| stored.get(&r.key()).is_some_and(|s| s != *r))
+            .collect();
+        if let Some(first) = conflicts.first() {
+            anyhow::bail!(
+                "{} records of the export differ from the records stored under the same \
+                 keys (the first: {}); nothing was imported",
+                conflicts.len(),
+                first.key().as_str()
+            );
+        }
+    }
     let records = export.records.len() as u64;
     let mut new_records = 0;
     // Commit in chunks: bounded memory per transaction, few fsyncs.

@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
+use ed25519_dalek::SigningKey;
 use openfloor_domain::ids::{EventId, QuestionId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody};
-use openfloor_ops::export::{import, read_export, write_export};
+use openfloor_ops::export::{
+    import, new_signing_key, parse_public_key, public_key_hex, read_export, read_signing_key,
+    write_export,
+};
 use openfloor_ops::replay::replay_records;
 use openfloor_projector::verify::verify_event;
 use openfloor_projector::Projector;
@@ -179,7 +183,7 @@ async fn verify_detects_a_corrupted_view_and_a_missing_record_and_repairs() {
 async fn exported(store: &Store, meta: &EventMeta) -> Vec<u8> {
     let mut records = store.log.read_event(meta.log()).await.unwrap();
     let mut out = Vec::new();
-    write_export(meta, &mut records, &mut out).unwrap();
+    write_export(meta, &mut records, None, &mut out).unwrap();
     out
 }
 
@@ -281,7 +285,7 @@ async fn numbers_at_the_edge_are_refused_or_kept_never_wrapped() {
         value: false,
     };
     let mut file = Vec::new();
-    write_export(&meta, &mut records, &mut file).unwrap();
+    write_export(&meta, &mut records, None, &mut file).unwrap();
     let err = read_export(&file[..]).unwrap_err().to_string();
     assert!(err.contains("leaves no room"), "{err}");
     assert!(
@@ -293,7 +297,7 @@ async fn numbers_at_the_edge_are_refused_or_kept_never_wrapped() {
     far.expires_at = 1 << 63;
     let mut records = history(far.id);
     let mut file = Vec::new();
-    write_export(&far, &mut records, &mut file).unwrap();
+    write_export(&far, &mut records, None, &mut file).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(dir.path()).unwrap();
     let store = sqlite.store();
@@ -315,9 +319,114 @@ fn an_endless_line_is_refused_without_reading_it_whole() {
     use std::io::Read;
     let meta = meta();
     let mut file = Vec::new();
-    write_export(&meta, &mut history(meta.id), &mut file).unwrap();
+    write_export(&meta, &mut history(meta.id), None, &mut file).unwrap();
     let header_end = file.iter().position(|b| *b == b'\n').unwrap() + 1;
     let endless = std::io::BufReader::new(file[..header_end].chain(std::io::repeat(b'x')));
     let err = read_export(endless).unwrap_err().to_string();
     assert!(err.starts_with("line 2: longer than 65536 bytes"), "{err}");
+}
+
+/// A forger's export: the records read from `file`, one question's text
+/// changed, written out again with a freshly computed chain (and signed,
+/// if the forger has a key).
+fn forged(file: &[u8], meta: &EventMeta, signer: Option<&SigningKey>) -> Vec<u8> {
+    let mut records = read_export(file).unwrap().records;
+    let asked = records
+        .iter_mut()
+        .find_map(|r| match &mut r.body {
+            RecordBody::QuestionAsked { text, .. } => Some(text),
+            _ => None,
+        })
+        .unwrap();
+    *asked = QuestionText::parse("a forged question").unwrap();
+    let mut out = Vec::new();
+    write_export(meta, &mut records, signer, &mut out).unwrap();
+    out
+}
+
+fn signing_key(dir: &std::path::Path, name: &str) -> (SigningKey, String) {
+    let (secret, public) = new_signing_key();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    (read_signing_key(&path).unwrap(), public_key_hex(&public))
+}
+
+#[tokio::test]
+async fn a_signed_export_proves_its_signer_only_against_a_trusted_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let meta = meta();
+    live(&store, &meta, &history(meta.id)).await;
+    let (operator, operator_public) = signing_key(dir.path(), "operator.key");
+    let (forger, _) = signing_key(dir.path(), "forger.key");
+    let trusted = parse_public_key(&operator_public).unwrap();
+    let mut records = store.log.read_event(meta.log()).await.unwrap();
+    let mut signed = Vec::new();
+    write_export(&meta, &mut records, Some(&operator), &mut signed).unwrap();
+
+    let export = read_export(&signed[..]).unwrap();
+    assert_eq!(export.signed_by, Some(trusted));
+    export.require_signer(&trusted).unwrap();
+    assert_eq!(
+        read_export(&exported(&store, &meta).await[..])
+            .unwrap()
+            .signed_by,
+        None
+    );
+
+    // Edited without re-chaining: the chain breaks.
+    let text = String::from_utf8(signed.clone()).unwrap();
+    let edited = text.replacen(r#""text":"question 1""#, r#""text":"question X""#, 1);
+    assert_ne!(edited, text);
+    assert!(read_export(edited.as_bytes()).is_err());
+
+    // Re-chained, with the operator's signature line kept: the signature no
+    // longer matches what it follows.
+    let unsigned = forged(&signed, &meta, None);
+    let signature_line = text.lines().last().unwrap();
+    assert!(signature_line.contains(r#""type":"signature""#));
+    let mut kept = unsigned.clone();
+    kept.extend_from_slice(signature_line.as_bytes());
+    assert!(read_export(&kept[..]).is_err());
+
+    // Re-chained and unsigned, or signed with the forger's own key: both
+    // read as intact, and both are refused against the trusted key.
+    let export = read_export(&unsigned[..]).unwrap();
+    let refused = export.require_signer(&trusted).unwrap_err();
+    assert!(refused.to_string().contains("not signed"), "{refused}");
+    let export = read_export(&forged(&signed, &meta, Some(&forger))[..]).unwrap();
+    assert_eq!(export.signed_by, Some(forger.verifying_key()));
+    let refused = export.require_signer(&trusted).unwrap_err();
+    assert!(
+        refused.to_string().contains("not by the trusted key"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn an_import_refuses_records_that_differ_from_those_stored_under_their_keys() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = store_in(a.path()).await;
+    let meta = meta();
+    live(&source, &meta, &history(meta.id)).await;
+    let file = exported(&source, &meta).await;
+    let target = store_in(b.path()).await;
+    import(&target, read_export(&file[..]).unwrap())
+        .await
+        .unwrap();
+    let before = target.log.read_event(meta.log()).await.unwrap();
+
+    let refused = import(
+        &target,
+        read_export(&forged(&file, &meta, None)[..]).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("1 records of the export differ"),
+        "{refused}"
+    );
+    assert_eq!(target.log.read_event(meta.log()).await.unwrap(), before);
 }

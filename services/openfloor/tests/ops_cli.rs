@@ -202,6 +202,50 @@ async fn replay_verify_export_and_import_from_the_command_line() {
         "{message}"
     );
 
+    // Signed with the operator's key; checked and imported only against it.
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("operator.key");
+    let key_arg = key_file.to_str().unwrap();
+    let public = text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["new-signing-key", key_arg],
+        None,
+    ));
+    let public = public.trim();
+    assert_eq!(public.len(), 64, "{public}");
+    let again = process::run(OPENFLOOR, data.path(), &["new-signing-key", key_arg], None);
+    assert!(!again.status.success(), "an existing key is never replaced");
+    let signed = process::run(
+        OPENFLOOR,
+        data.path(),
+        &["export", &eid, "--signing-key", key_arg],
+        None,
+    )
+    .stdout;
+    let checked = text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["check-export", "-", "--public-key", public],
+        Some(&signed),
+    ));
+    assert!(checked.contains("signed by the trusted key"), "{checked}");
+    let unsigned = text(&process::run(
+        OPENFLOOR,
+        data.path(),
+        &["check-export", "-"],
+        Some(&export),
+    ));
+    assert!(unsigned.contains("unsigned"), "{unsigned}");
+    let refused = process::run(
+        OPENFLOOR,
+        tempfile::tempdir().unwrap().path(),
+        &["import", "--public-key", public],
+        Some(&export),
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not signed"));
+
     let unknown = process::run(
         OPENFLOOR,
         data.path(),
