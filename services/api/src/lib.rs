@@ -24,7 +24,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use error::ApiError;
 pub use openfloor_domain::clock::{Clock, SystemClock};
@@ -194,7 +194,14 @@ fn site(app: AppState) -> Router {
         ))
         // Inside the trace layer, so a count happens within its request.
         .layer(middleware::from_fn(telemetry::count_requests))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Failures are logged where their cause is known (`ApiError`: a 503
+        // as a warning with its cause, a 500 as an error); the trace layer's
+        // own line for every 5xx would only repeat them, as errors.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         // Outside the trace layer, so the request's span carries its id;
         // a client's or proxy's own `x-request-id` is kept.
         .layer(PropagateRequestIdLayer::x_request_id())

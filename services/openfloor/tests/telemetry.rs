@@ -331,3 +331,54 @@ async fn a_queued_command_carries_its_trace_to_the_projection() {
         "the event's view was current"
     );
 }
+
+/// A 503 is logged once, as a warning that names its cause, and not again
+/// as an error by the HTTP layer (an overloaded store is not a bug).
+#[tokio::test]
+async fn a_503_is_one_warning_naming_its_cause_not_an_error() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(tracing_subscriber::fmt::layer().json().with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        }));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Nothing listens on port 9 of loopback: every store call fails.
+    let settings = openfloor_testing::aws::fresh_settings("http://127.0.0.1:9");
+    let aws = openfloor_aws::Aws::connect(settings).await;
+    let app = router(AppState::new(
+        aws.store(),
+        Arc::new(LocalTrigger::new()),
+        ApiConfig::default(),
+        Arc::new(SystemClock),
+    ));
+    let (status, body) = call(
+        &app,
+        json_request("POST", "/api/events")
+            .body(Body::from(r#"{"title": "Down"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "unavailable");
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |level: &str| lines.iter().filter(|l| l["level"] == level).count();
+    assert_eq!(at("ERROR"), 0, "{logs}");
+    let warned = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN")
+        .map(Value::to_string)
+        .collect::<Vec<_>>();
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("127.0.0.1:9") || l.contains("dispatch")),
+        "a warning names the cause: {warned:?}"
+    );
+}
