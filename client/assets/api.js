@@ -36,7 +36,7 @@ export function retryable(error) {
  */
 export function failureText(error) {
   if (!(error instanceof ApiError)) {
-    return navigator.onLine === false ? 'you are offline' : 'openfloor cannot be reached; check your connection';
+    return navigator.onLine === false ? 'you are offline' : 'no connection to openfloor; check your network';
   }
   if (error.status === 429) return `too many requests; wait ${Math.max(1, error.retryAfter || 1)} s`;
   if (error.status === 503) return 'openfloor is busy for a moment';

@@ -63,6 +63,8 @@ const state = {
   votes: new Set(stored.get(votesKey, [])),
   /** Vote changes sent but not yet reflected by a newer view: qid -> +1/-1. */
   inflight: new Map(),
+  /** Long questions this reader opened with "more". */
+  expanded: new Set(),
   /** The question the host is editing: {id, text, form} (form: once built). */
   editing: null,
   /** When the vote message appeared (0: none shown). */
@@ -265,13 +267,54 @@ function item(q, answered) {
     : voteButton(q);
   const body = el('div', { class: 'body' });
   if (state.editing?.id === q.id) body.append(editor(q));
-  else body.append(el('p', { class: 'text', dir: 'auto' }, q.text));
+  else body.append(questionText(q));
   body.append(el('p', { class: 'muted' }, ...meta.flatMap((m) => (m ? [m, ' '] : []))));
   if (q.pending === 'failed') {
     body.append(el('button', { type: 'button', class: 'secondary', onclick: () => resend(q.id) }, 'Try sending again'));
   }
   if (isHost && !q.pending) body.append(hostActions(q, answered));
   return el('li', { class: classes, 'data-id': q.id }, vote, body);
+}
+
+/** Questions longer than this many characters show their start and "more". */
+const CLAMP_CHARS = 300;
+/** How much of a long question shows (cut at a word where one is near). */
+const CLAMP_TO = 240;
+
+/**
+ * A question's text; a long one clamped, with a "more"/"less" button: a
+ * 1,000-character question would otherwise fill screens of a phone.
+ */
+function questionText(q) {
+  const text = el('span', {});
+  const p = el('p', { class: 'text', dir: 'auto', id: `text-${q.id}` }, text);
+  const chars = [...q.text];
+  if (chars.length <= CLAMP_CHARS) {
+    text.textContent = q.text;
+    return p;
+  }
+  const toggle = el('button', { type: 'button', class: 'more', 'data-role': 'more', 'aria-controls': p.id });
+  const show = () => {
+    const open = state.expanded.has(q.id);
+    text.textContent = open ? q.text : `${clamp(chars)}…`;
+    toggle.textContent = open ? 'less' : 'more';
+    toggle.setAttribute('aria-expanded', String(open));
+  };
+  // In place, not by a render: that may wait while the finger is on the list.
+  toggle.addEventListener('click', () => {
+    if (!state.expanded.delete(q.id)) state.expanded.add(q.id);
+    show();
+  });
+  show();
+  p.append(' ', toggle);
+  return p;
+}
+
+/** The start of a long text, ending at a word's end when one is near. */
+function clamp(chars) {
+  const head = chars.slice(0, CLAMP_TO).join('');
+  const lastSpace = head.search(/\s\S*$/);
+  return (lastSpace > CLAMP_TO * 0.75 ? head.slice(0, lastSpace) : head).trimEnd();
 }
 
 /** "1" over "vote": what a vote box shows (a space between, for the name). */
@@ -388,7 +431,7 @@ async function toggleVote(qid) {
   render();
   try {
     const answer = await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up } }), {
-      onRetry: (error, wait) => voteNote(`${failureSentence(error)}. Your vote is sent again in ${Math.round(wait / 1000)} s.`),
+      onRetry: (error) => voteNote(`${failureSentence(error)}. Your vote is sent again by itself.`),
     });
     followRegion(answer.url);
     voteNote(null);

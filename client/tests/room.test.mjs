@@ -285,10 +285,42 @@ test('finding 5: a vote made offline in a closed event says so plainly, and clea
   await message.getByText(/not counted/i).waitFor({ timeout: 8000 });
   assert.equal(await message.isVisible(), true, 'visible although the ask form is hidden');
   assert.doesNotMatch(await message.textContent(), /failed to fetch/i);
-  assert.match(await message.textContent(), /offline|connection/i);
+  assert.match(await message.textContent(), /offline|connection|network/i);
   assert.equal(await question.locator('.vote').getAttribute('aria-pressed'), 'false', 'the vote is undone');
   await guest.page.screenshot({ path: join(artifacts, 'room-guest-vote-offline.png') });
   await guest.context.setOffline(false);
   await guest.page.waitForFunction(() => !document.getElementById('vote-status').textContent.trim(), null, { timeout: 10000 });
+  await guest.context.close();
+});
+
+test('finding 6: a long question shows its start and "more", by keyboard too', async () => {
+  const event = await createEvent('Long questions');
+  const long = `${'Why does the budget grow every year while services shrink? '.repeat(16)}The end.`.slice(0, 1000);
+  await askApi(event, long);
+  await askApi(event, 'A short one');
+  const guest = await open(event.guest, PHONE);
+  const question = item(guest.page, 'questions', 'budget');
+  const toggle = question.getByRole('button', { name: 'more' });
+  await toggle.waitFor();
+  const shown = () => question.locator('.text span').first().textContent();
+  assert.ok((await shown()).length <= 300, 'clamped');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+  assert.equal(await item(guest.page, 'questions', 'short').getByRole('button', { name: /more|less/ }).count(), 0);
+  const clampedHeight = (await question.boundingBox()).height;
+  assert.ok(clampedHeight < 844 / 2, `the clamped question is ${clampedHeight}px high on a 844px screen`);
+  await guest.page.screenshot({ path: join(artifacts, 'room-guest-long-clamped.png'), fullPage: true });
+
+  await toggle.focus();
+  await guest.page.keyboard.press('Enter');
+  const less = question.getByRole('button', { name: 'less' });
+  assert.equal(await less.getAttribute('aria-expanded'), 'true');
+  assert.equal(await shown(), long);
+  // Live updates keep it open, and the button focused.
+  await guest.page.waitForTimeout(2500);
+  assert.equal(await shown(), long);
+  assert.equal(await less.evaluate((b) => b === document.activeElement), true);
+  await guest.page.keyboard.press('Space');
+  await question.getByRole('button', { name: 'more' }).waitFor();
+  assert.ok((await shown()).length <= 300);
   await guest.context.close();
 });
