@@ -38,7 +38,8 @@ export function failureText(error) {
   if (!(error instanceof ApiError)) {
     return navigator.onLine === false ? 'you are offline' : 'no connection to openfloor; check your network';
   }
-  if (error.status === 429) return `too many requests; wait ${Math.max(1, error.retryAfter || 1)} s`;
+  // A no-break space: "2 s" never splits over two lines.
+  if (error.status === 429) return `too many requests; wait ${Math.max(1, error.retryAfter || 1)}\u00a0s`;
   if (error.status === 503) return 'openfloor is busy for a moment';
   return error.message;
 }

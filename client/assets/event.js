@@ -125,7 +125,7 @@ async function poll() {
     }
     state.failures += 1;
     const wait = Math.min(30000, Math.max((error.retryAfter || 0) * 1000, 1000 * 2 ** (state.failures - 1)));
-    problem(`${failureSentence(error)}. This page tries again in ${Math.round(wait / 1000)} s.`, true);
+    problem(`${failureSentence(error)}. This page tries again in ${Math.round(wait / 1000)}\u00a0s.`, true);
     schedule(wait);
   }
 }
