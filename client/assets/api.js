@@ -31,6 +31,26 @@ export function retryable(error) {
 }
 
 /**
+ * Why a request failed, in words for people (never the browser's "Failed to
+ * fetch"), to follow "Your vote was not counted: " and the like.
+ */
+export function failureText(error) {
+  if (!(error instanceof ApiError)) {
+    return navigator.onLine === false ? 'you are offline' : 'no connection to openfloor; check your network';
+  }
+  // A no-break space: "2 s" never splits over two lines.
+  if (error.status === 429) return `too many requests; wait ${Math.max(1, error.retryAfter || 1)}\u00a0s`;
+  if (error.status === 503) return 'openfloor is busy for a moment';
+  return error.message;
+}
+
+/** "Too many requests…": `failureText` as a sentence's start. */
+export function failureSentence(error) {
+  const text = failureText(error);
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
  * One request. `secret` goes in the Authorization header (never the URL);
  * `etag` makes a conditional GET (a 304 answers `{notModified: true}`).
  */

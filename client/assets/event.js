@@ -2,7 +2,7 @@
 // each also under a region's path (/r/{region}/event/{id}…), as the share
 // links of a deployment of several regions are.
 import {
-  ApiError, ago, agoPrecisely, el, regionBase, regionOf, request, retryable, stored, ulid, voteWord, votesLabel, withRetry,
+  ApiError, ago, agoPrecisely, el, failureSentence, failureText, regionBase, regionOf, request, retryable, stored, ulid, voteWord, votesLabel, withRetry,
 } from './api.js';
 
 let region = regionOf(location.pathname);
@@ -63,7 +63,12 @@ const state = {
   votes: new Set(stored.get(votesKey, [])),
   /** Vote changes sent but not yet reflected by a newer view: qid -> +1/-1. */
   inflight: new Map(),
+  /** Long questions this reader opened with "more". */
+  expanded: new Set(),
+  /** The question the host is editing: {id, text, form} (form: once built). */
   editing: null,
+  /** When the vote message appeared (0: none shown). */
+  voteNoteAt: 0,
   /** When the page began waiting for the event to replicate here (0: not). */
   waitingSince: 0,
   waitTries: 0,
@@ -98,6 +103,8 @@ async function poll() {
     $('waiting').hidden = true;
     showFreshness();
     problem(null);
+    // Back in touch: a vote's failure is old news once it has been read.
+    if (state.voteNoteAt && Date.now() - state.voteNoteAt >= VOTE_NOTE_MS) voteNote(null);
     schedule(document.hidden ? POLL_HIDDEN_MS : POLL_VISIBLE_MS);
   } catch (error) {
     if (error instanceof ApiError && (error.status === 404 || error.status === 400)) {
@@ -118,7 +125,7 @@ async function poll() {
     }
     state.failures += 1;
     const wait = Math.min(30000, Math.max((error.retryAfter || 0) * 1000, 1000 * 2 ** (state.failures - 1)));
-    problem(`Cannot reach openfloor (${retryable(error) ? 'connection problem' : error.message}); retrying in ${Math.round(wait / 1000)} s.`, true);
+    problem(`${failureSentence(error)}. This page tries again in ${Math.round(wait / 1000)}\u00a0s.`, true);
     schedule(wait);
   }
 }
@@ -164,6 +171,8 @@ function problem(message, offerRetry = false) {
 }
 
 document.addEventListener('visibilitychange', () => { if (!document.hidden && !state.stopped) poll(); });
+// Back online: ask now rather than at the end of a long backoff.
+window.addEventListener('online', () => { if (!state.stopped) { state.failures = 0; poll(); } });
 
 function showFreshness() {
   // The host reads two times: when the page last heard from the server, and
@@ -216,8 +225,10 @@ function render() {
 /** Rebuilds a list, animating items from their old to their new places. */
 function animateInto(list, questions, answered) {
   const before = new Map([...list.children].map((li) => [li.dataset.id, li.getBoundingClientRect().top]));
-  const focusedId = document.activeElement?.closest?.('li')?.dataset.id;
-  const focusedRole = document.activeElement?.dataset?.role;
+  const focused = document.activeElement;
+  const focusedId = focused?.closest?.('li')?.dataset.id;
+  const focusedRole = focused?.dataset?.role;
+  const caret = focused instanceof HTMLTextAreaElement ? caretOf(focused) : null;
   list.replaceChildren(...(questions.length ? questions.map((q) => item(q, answered)) : [el('li', { class: 'empty' }, answered ? 'Nothing answered yet.' : 'No questions yet. Ask the first one!')]));
   for (const li of list.children) {
     const old = before.get(li.dataset.id);
@@ -226,34 +237,118 @@ function animateInto(list, questions, answered) {
     if (Math.abs(delta) < 1) continue;
     li.animate([{ transform: `translateY(${delta}px)` }, { transform: 'translateY(0)' }], { duration: 250, easing: 'ease-out' });
   }
-  if (focusedId) list.querySelector(`li[data-id="${focusedId}"] [data-role="${focusedRole}"]`)?.focus();
+  const again = focusedId && list.querySelector(`li[data-id="${focusedId}"] [data-role="${focusedRole}"]`);
+  if (!again) return;
+  again.focus({ preventScroll: true });
+  // Taking a text box out of the page loses its caret: put it back.
+  if (caret && again instanceof HTMLTextAreaElement) restoreCaret(again, caret);
+}
+
+function caretOf(area) {
+  return { start: area.selectionStart, end: area.selectionEnd, direction: area.selectionDirection, scroll: area.scrollTop };
+}
+
+function restoreCaret(area, caret) {
+  area.setSelectionRange(caret.start, caret.end, caret.direction);
+  area.scrollTop = caret.scroll;
 }
 
 function item(q, answered) {
-  const voted = state.votes.has(q.id);
-  const votes = q.votes + (state.inflight.get(q.id) || 0);
   const classes = ['card', 'question', q.hidden ? 'hidden-q' : '', q.pending ? 'pending' : ''].filter(Boolean).join(' ');
+  // dir=auto: each text and name reads in its own direction (Arabic with
+  // digits, say), whatever the page's.
   const meta = [
-    q.author ? `— ${q.author}` : '— anonymous',
+    q.author ? el('span', {}, '— ', el('span', { class: 'author', dir: 'auto' }, q.author)) : '— anonymous',
     q.pending ? el('span', { class: 'badge' }, q.pending === 'failed' ? 'not sent' : 'pending') : null,
     q.hidden ? el('span', { class: 'badge' }, 'hidden from guests') : null,
   ];
   const vote = q.pending || answered
-    ? el('span', { class: 'vote count', 'aria-label': votesLabel(votes) }, el('span', { class: 'n' }, votes), voteWord(votes))
-    : el('button', {
-        type: 'button', class: 'vote', 'data-role': 'vote', 'aria-pressed': String(voted),
-        'aria-label': `${voted ? 'Remove your vote' : 'Upvote'} (${votesLabel(votes)})`,
-        onclick: () => toggleVote(q.id),
-      }, el('span', { class: 'n count' }, votes), voted ? 'voted' : voteWord(votes));
+    ? el('span', { class: 'vote count' }, ...voteCount(q.votes))
+    : voteButton(q);
   const body = el('div', { class: 'body' });
-  if (state.editing === q.id) body.append(editor(q));
-  else body.append(el('p', { class: 'text' }, q.text));
+  if (state.editing?.id === q.id) body.append(editor(q));
+  else body.append(questionText(q));
   body.append(el('p', { class: 'muted' }, ...meta.flatMap((m) => (m ? [m, ' '] : []))));
   if (q.pending === 'failed') {
     body.append(el('button', { type: 'button', class: 'secondary', onclick: () => resend(q.id) }, 'Try sending again'));
   }
   if (isHost && !q.pending) body.append(hostActions(q, answered));
   return el('li', { class: classes, 'data-id': q.id }, vote, body);
+}
+
+/** Questions longer than this many characters show their start and "more". */
+const CLAMP_CHARS = 300;
+/** How much of a long question shows (cut at a word where one is near). */
+const CLAMP_TO = 240;
+
+/**
+ * A question's text; a long one clamped, with a "more"/"less" button: a
+ * 1,000-character question would otherwise fill screens of a phone.
+ */
+function questionText(q) {
+  const text = el('span', {});
+  const p = el('p', { class: 'text', dir: 'auto', id: `text-${q.id}` }, text);
+  const chars = [...q.text];
+  if (chars.length <= CLAMP_CHARS) {
+    text.textContent = q.text;
+    return p;
+  }
+  const toggle = el('button', { type: 'button', class: 'more', 'data-role': 'more', 'aria-controls': p.id });
+  const show = () => {
+    const open = state.expanded.has(q.id);
+    text.textContent = open ? q.text : `${clamp(chars)}…`;
+    toggle.textContent = open ? 'less' : 'more';
+    toggle.setAttribute('aria-expanded', String(open));
+  };
+  // In place, not by a render: that may wait while the finger is on the list.
+  toggle.addEventListener('click', () => {
+    if (!state.expanded.delete(q.id)) state.expanded.add(q.id);
+    show();
+  });
+  show();
+  p.append(' ', toggle);
+  return p;
+}
+
+/** The start of a long text, ending at a word's end when one is near. */
+function clamp(chars) {
+  const head = chars.slice(0, CLAMP_TO).join('');
+  const lastSpace = head.search(/\s\S*$/);
+  return (lastSpace > CLAMP_TO * 0.75 ? head.slice(0, lastSpace) : head).trimEnd();
+}
+
+/** "1" over "vote": what a vote box shows (a space between, for the name). */
+function voteCount(votes) {
+  return [el('span', { class: 'n count' }, votes), ' ', el('span', { class: 'word' }, voteWord(votes))];
+}
+
+function voteButton(q) {
+  const button = el('button', { type: 'button', class: 'vote', 'data-role': 'vote', onclick: () => toggleVote(q.id) });
+  showVote(button, q);
+  return button;
+}
+
+/**
+ * Writes this browser's vote and the count into `button`. Its name is
+ * "Upvote 1 vote": it contains what the button shows (WCAG 2.5.3), and it
+ * does not change when pressed: aria-pressed says whether this browser voted.
+ */
+function showVote(button, q) {
+  button.setAttribute('aria-pressed', String(state.votes.has(q.id)));
+  const votes = q.votes + (state.inflight.get(q.id) || 0);
+  button.replaceChildren(el('span', { class: 'visually-hidden' }, 'Upvote '), ...voteCount(votes));
+}
+
+/**
+ * Shows the voter's own tap at once, in the buttons already on the page,
+ * while re-ordering the list may wait until the finger has left it.
+ */
+function paintVote(qid) {
+  const q = state.view?.questions.find((question) => question.id === qid);
+  if (!q) return;
+  for (const button of document.querySelectorAll('#questions button.vote')) {
+    if (button.closest('li').dataset.id === qid) showVote(button, q);
+  }
 }
 
 // ---- guests: asking and voting ---------------------------------------------------
@@ -292,7 +387,7 @@ async function send(question) {
   status.classList.remove('error');
   try {
     const answer = await withRetry(() => request('POST', `${api}/questions`, { body: { id: question.id, text: question.text, author: question.author || undefined } }), {
-      onRetry: (_, wait) => { status.textContent = `Connection problem; retrying in ${Math.round(wait / 1000)} s…`; },
+      onRetry: (error, wait) => { status.textContent = `${failureSentence(error)}. Sending again in ${Math.round(wait / 1000)} s…`; },
     });
     followRegion(answer.url);
     status.textContent = 'Sent. It appears in the list in a moment.';
@@ -332,16 +427,35 @@ async function toggleVote(qid) {
   };
   apply(up);
   state.inflight.set(qid, (state.inflight.get(qid) || 0) + (up ? 1 : -1));
+  paintVote(qid);
   render();
   try {
-    followRegion((await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up } }))).url);
+    const answer = await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up } }), {
+      onRetry: (error) => voteNote(`${failureSentence(error)}. Your vote is sent again by itself.`),
+    });
+    followRegion(answer.url);
+    voteNote(null);
     schedule(50);
   } catch (error) {
     apply(!up);
     state.inflight.delete(qid);
-    $('ask-status').textContent = `Your vote was not counted: ${error.message}`;
+    voteNote(`Your vote was not counted: ${failureText(error)}.`);
+    paintVote(qid);
     render();
   }
+}
+
+/** How long a vote's failure stays before a working connection clears it. */
+const VOTE_NOTE_MS = 5000;
+
+/**
+ * Says how a vote went, in a bar at the foot of the screen: in view wherever
+ * the voter has scrolled, and not in the ask form, which a closed event hides.
+ */
+function voteNote(message) {
+  const box = $('vote-status');
+  state.voteNoteAt = message ? Date.now() : 0;
+  if (box.textContent !== (message || '')) box.textContent = message || '';
 }
 
 // Keep the list still for a moment under a finger or keyboard focus.
@@ -361,35 +475,53 @@ function hostActions(q, answered) {
   return el('p', { class: 'row host-actions' },
     act(answered ? 'Mark unanswered' : 'Mark answered', 'answer', `/questions/${q.id}/answered`, { value: !answered }),
     act(q.hidden ? 'Unhide' : 'Hide', 'hide', `/questions/${q.id}/hidden`, { value: !q.hidden }),
-    el('button', { type: 'button', class: 'secondary', 'data-role': 'edit', onclick: () => { state.editing = q.id; state.holdUntil = 0; render(); } }, 'Edit text'));
+    el('button', { type: 'button', class: 'secondary', 'data-role': 'edit', onclick: () => startEditing(q) }, 'Edit text'));
 }
 
+function startEditing(q) {
+  state.editing = { id: q.id, text: q.text, form: null };
+  state.holdUntil = 0;
+  render();
+  state.editing?.form?.querySelector('textarea').focus();
+}
+
+/**
+ * The edit box of `q`. Built once per edit and then moved from render to
+ * render: live updates (any vote in the room) re-render the list, and must
+ * never put the server's text back over what the host is typing.
+ */
 function editor(q) {
-  const area = el('textarea', { 'aria-label': 'Corrected question text' });
-  area.value = q.text;
+  const editing = state.editing;
+  if (editing.form) return editing.form;
+  const area = el('textarea', { 'aria-label': 'Corrected question text', 'data-role': 'edit-text', dir: 'auto' });
+  area.value = editing.text;
   const save = async (event) => {
     event.preventDefault();
-    await hostPut(`/questions/${q.id}/text`, { text: area.value });
-    state.editing = null;
+    // A failed save keeps the box open, with the host's text in it.
+    if (!(await hostPut(`/questions/${q.id}/text`, { text: area.value }))) return;
+    if (state.editing === editing) state.editing = null;
     render();
   };
-  const form = el('form', { onsubmit: save }, area,
-    el('p', { class: 'row' }, el('button', { type: 'submit' }, 'Save'),
-      el('button', { type: 'button', class: 'secondary', onclick: () => { state.editing = null; render(); } }, 'Cancel')));
-  setTimeout(() => area.focus(), 0);
-  return form;
+  const cancel = () => { state.editing = null; render(); };
+  editing.form = el('form', { onsubmit: save }, area,
+    el('p', { class: 'row' }, el('button', { type: 'submit', 'data-role': 'save' }, 'Save'),
+      el('button', { type: 'button', class: 'secondary', 'data-role': 'cancel', onclick: cancel }, 'Cancel')));
+  return editing.form;
 }
 
+/** Sends a host's change; true once it is done. */
 async function hostPut(path, body) {
   try {
     const answer = await withRetry(() => request('PUT', `${api}${path}`, { body, secret }), {
-      onRetry: (_, wait) => problem(`Connection problem; retrying in ${Math.round(wait / 1000)} s…`),
+      onRetry: (error, wait) => problem(`${failureSentence(error)}. Trying again in ${Math.round(wait / 1000)} s…`),
     });
     followRegion(answer.url);
     problem(null);
     schedule(50);
+    return true;
   } catch (error) {
     problem(`That did not work: ${error.message}`);
+    return false;
   }
 }
 
@@ -420,7 +552,7 @@ function renderPresenter() {
   $('presenter-now').textContent = now ? now.text : 'No questions yet.';
   $('presenter-now-meta').textContent = now ? `${votesLabel(now.votes)}${now.author ? ` · ${now.author}` : ''}` : '';
   $('presenter-next').replaceChildren(...(next.length
-    ? next.slice(0, 3).map((q) => el('li', { class: 'next' }, q.text))
+    ? next.slice(0, 3).map((q) => el('li', { class: 'next', dir: 'auto' }, q.text))
     : [el('li', { class: 'next' }, 'Nothing else yet.')]));
 }
 

@@ -107,7 +107,7 @@ test('a whole Q&A session: create, share, ask, vote, hide, answer, close', async
   assert.match(await host.page.locator('#board-age').textContent(), /^Ranking updated \d+\.\d s ago$/);
   assert.equal(await guest.page.locator('#board-age').isVisible(), false);
   // The guest's vote button says it was this browser that voted.
-  assert.equal(await item(guest.page, 'questions', 'roadmap').getByRole('button', { name: /Remove your vote/ }).getAttribute('aria-pressed'), 'true');
+  assert.equal(await item(guest.page, 'questions', 'roadmap').getByRole('button', { name: /Upvote/, pressed: true }).getAttribute('aria-pressed'), 'true');
 
   // Hide: gone for the guest, flagged for the host.
   await item(host.page, 'questions', 'lunch').getByRole('button', { name: 'Hide' }).click();

@@ -1,0 +1,335 @@
+// Browser tests of the room's experience (issue 13): the host's edit survives
+// live updates, a vote shows at once, large text, assistive technology,
+// mixed-direction text and where messages appear. Debian's Chromium driven
+// by playwright-core, against a freshly started openfloor server, as in
+// e2e.test.mjs. Screenshots go to test-artifacts/ at the repository root.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const artifacts = join(root, 'test-artifacts');
+const binary = process.env.OPENFLOOR_BIN ?? join(root, 'target', 'debug', 'openfloor');
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+const DESKTOP = { viewport: { width: 1280, height: 900 } };
+
+let server;
+let base;
+let data;
+let browser;
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  data = mkdtempSync(join(tmpdir(), 'openfloor-room-'));
+  server = spawn(binary, ['--listen', '127.0.0.1:0', '--data', data], {
+    env: { ...process.env, OPENFLOOR_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const firstLine = await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    createInterface({ input: server.stdout }).once('line', resolve);
+  });
+  base = firstLine.replace('openfloor listening on ', '').trim();
+  assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  rmSync(data, { recursive: true, force: true });
+});
+
+/** Creates an event through the API; returns its guest and host links. */
+async function createEvent(title) {
+  const response = await fetch(`${base}/api/events`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title }),
+  });
+  assert.ok(response.ok, `create: HTTP ${response.status}`);
+  const { id, secret, guest_url: guest, host_url: host } = await response.json();
+  return { id, secret, guest: new URL(guest, base).href, host: new URL(host, base).href };
+}
+
+/** Asks through the API (an id minted here); returns the question's id. */
+async function askApi(event, text, author) {
+  const id = ulid();
+  const response = await fetch(`${base}/api/events/${event.id}/questions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id, text, author }),
+  });
+  assert.ok(response.ok, `ask: HTTP ${response.status} ${await response.text()}`);
+  return id;
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** A ULID, as the client mints them: 48 bits of milliseconds, 80 random bits. */
+function ulid() {
+  let id = '';
+  for (let i = 0, t = Date.now(); i < 10; i++, t = Math.floor(t / 32)) id = CROCKFORD[t % 32] + id;
+  for (let i = 0; i < 16; i++) id += CROCKFORD[Math.floor(Math.random() * 32)];
+  return id;
+}
+
+/** A vote by someone else: a fresh browser context, so a fresh voter. */
+async function voteAs(event, text) {
+  const other = await open(event.guest, DESKTOP);
+  await item(other.page, 'questions', text).getByRole('button', { name: /Upvote/ }).click();
+  await item(other.page, 'questions', text).locator('.vote[aria-pressed=true]').waitFor();
+  // The vote is sent once the button shows it: wait for the request too.
+  await other.page.waitForTimeout(300);
+  await other.context.close();
+}
+
+/** A page that fails the test if any dialog (alert) opens. */
+async function open(url, options = PHONE) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  page.on('dialog', (d) => { throw new Error(`unexpected dialog: ${d.message()}`); });
+  await page.goto(url);
+  return { context, page };
+}
+
+const item = (page, list, text) => page.locator(`#${list} li`, { hasText: text });
+
+/** Runs axe-core on the page; returns the violations of `rules` (all: serious and critical). */
+async function axe(page, rules) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: axePath });
+  const results = await page.evaluate(() => window.axe.run(document));
+  return results.violations
+    .filter((v) => (rules ? rules.includes(v.id) : ['serious', 'critical'].includes(v.impact)))
+    .map((v) => `${v.id}: ${v.nodes.map((n) => `${n.target} ${n.failureSummary}`).join(' | ')}`);
+}
+
+test('finding 1: the host\'s edit keeps its text, focus and caret through live updates', async () => {
+  const event = await createEvent('Edit under load');
+  const id = await askApi(event, 'Waht is the plan?');
+  await askApi(event, 'Another question');
+  const host = await open(event.host, DESKTOP);
+  // By id: while it is edited, the item shows no text but the edit box's.
+  const mine = host.page.locator(`#questions li[data-id="${id}"]`);
+  await mine.getByRole('button', { name: 'Edit text' }).click();
+  const box = host.page.getByLabel('Corrected question text');
+  await box.waitFor();
+  // Correct the typo at the start, by keyboard, and leave the caret there.
+  await box.press('Home');
+  await box.press('Delete');
+  await box.press('Delete');
+  await box.press('Delete');
+  await box.type('Wha');
+  const typed = 'What is the plan?';
+  assert.equal(await box.inputValue(), typed);
+
+  // Two votes by others change the list under the open editor; the host's
+  // page renders them (its counts change), editor still open.
+  await voteAs(event, 'Another question');
+  await voteAs(event, 'plan');
+  await item(host.page, 'questions', 'Another').locator('.vote .n', { hasText: '1' }).waitFor({ timeout: 5000 });
+  await mine.locator('.vote .n', { hasText: '1' }).waitFor({ timeout: 5000 });
+
+  assert.equal(await box.inputValue(), typed, 'the typed text is kept');
+  assert.equal(await box.evaluate((a) => a === document.activeElement), true, 'the edit box keeps focus');
+  assert.deepEqual(await box.evaluate((a) => [a.selectionStart, a.selectionEnd]), [3, 3], 'the caret stays put');
+  // Typing goes on where the caret was.
+  await host.page.keyboard.type('t');
+  assert.equal(await box.inputValue(), 'Whatt is the plan?');
+  await host.page.keyboard.press('Backspace');
+  await mine.getByRole('button', { name: 'Save' }).click();
+  await mine.locator('.text', { hasText: typed }).waitFor({ timeout: 5000 });
+  await host.context.close();
+});
+
+test('finding 2: a voter\'s own vote shows at once, under a finger too', async () => {
+  const event = await createEvent('Fast votes');
+  await askApi(event, 'First question');
+  await askApi(event, 'Second question');
+  const guest = await open(event.guest, DESKTOP);
+  const second = item(guest.page, 'questions', 'Second');
+  await second.waitFor();
+  // Times, in the page, from the press to the button showing the vote.
+  await guest.page.evaluate(() => {
+    window.timing = {};
+    document.addEventListener('pointerdown', () => { window.timing.down = performance.now(); }, true);
+    const seen = () => {
+      const button = [...document.querySelectorAll('#questions li')]
+        .find((li) => li.textContent.includes('Second'))?.querySelector('.vote');
+      const pressed = button?.getAttribute('aria-pressed') === 'true';
+      const count = button?.querySelector('.n')?.textContent;
+      if (pressed && count === '1') window.timing.shown ??= performance.now();
+      // Once shown, the vote must not flicker back while the views catch up.
+      if (window.timing.shown && !(pressed && count === '1')) window.timing.flicker = `${pressed} ${count}`;
+    };
+    new MutationObserver(seen).observe(document.getElementById('questions'), { subtree: true, childList: true, attributes: true, characterData: true });
+  });
+  await second.getByRole('button', { name: /Upvote/ }).click();
+  await guest.page.waitForFunction(() => window.timing.shown, null, { timeout: 5000 });
+  const took = await guest.page.evaluate(() => window.timing.shown - window.timing.down);
+  assert.ok(took < 100, `the vote showed after ${Math.round(took)} ms`);
+  // It stays shown once the server's view has it.
+  await guest.page.waitForTimeout(2500);
+  assert.equal(await second.locator('.vote').getAttribute('aria-pressed'), 'true');
+  assert.equal(await second.locator('.vote .n').textContent(), '1');
+  assert.equal(await guest.page.evaluate(() => window.timing.flicker), undefined, 'the vote never went back');
+  await guest.context.close();
+});
+
+test('finding 8: the page follows the browser\'s font size', async () => {
+  const event = await createEvent('Large text');
+  const guest = await open(event.guest, DESKTOP);
+  const cdp = await guest.context.newCDPSession(guest.page);
+  await cdp.send('Page.setFontSizes', { fontSizes: { standard: 24, fixed: 20 } });
+  await guest.page.reload();
+  await guest.page.locator('#title', { hasText: 'Large text' }).waitFor();
+  const size = await guest.page.evaluate(() => getComputedStyle(document.documentElement).fontSize);
+  assert.equal(size, '24px');
+  await guest.context.close();
+});
+
+for (const colorScheme of ['light', 'dark']) {
+  test(`finding 8: host, guest and home pages pass axe, vote buttons and hidden questions included (${colorScheme})`, async () => {
+    const event = await createEvent(`Accessible ${colorScheme}`);
+    await askApi(event, 'A question for everyone', 'Kim');
+    await askApi(event, 'Something off topic');
+    const host = await open(event.host, { ...DESKTOP, colorScheme, bypassCSP: true });
+    await item(host.page, 'questions', 'off topic').getByRole('button', { name: 'Hide' }).click();
+    await item(host.page, 'questions', 'off topic').getByText('hidden from guests').waitFor({ timeout: 5000 });
+    await item(host.page, 'questions', 'everyone').getByRole('button', { name: /Upvote/ }).click();
+    await item(host.page, 'questions', 'everyone').locator('.vote[aria-pressed=true]').waitFor();
+    await host.page.waitForTimeout(2000); // the list settles (the hold after a tap)
+    await host.page.mouse.move(0, 0);
+    await host.page.screenshot({ path: join(artifacts, `room-host-${colorScheme}.png`), fullPage: true });
+    // The rules of finding 8, and then every serious or critical one.
+    const rules = ['label-content-name-mismatch', 'color-contrast'];
+    assert.deepEqual(await axe(host.page, rules), []);
+    assert.deepEqual(await axe(host.page), []);
+
+    const guest = await open(event.guest, { ...PHONE, colorScheme, bypassCSP: true });
+    await item(guest.page, 'questions', 'everyone').waitFor();
+    await guest.page.screenshot({ path: join(artifacts, `room-guest-phone-${colorScheme}.png`), fullPage: true });
+    assert.deepEqual(await axe(guest.page, rules), []);
+    assert.deepEqual(await axe(guest.page), []);
+    const home = await open(base, { ...PHONE, colorScheme, bypassCSP: true });
+    assert.deepEqual(await axe(home.page), []);
+    await home.context.close();
+    // The name says what the button shows.
+    const button = item(guest.page, 'questions', 'everyone').locator('.vote');
+    assert.match(await button.evaluate((b) => b.textContent.replace(/\s+/g, ' ')), /1 vote/);
+    await host.context.close();
+    await guest.context.close();
+  });
+}
+
+test('finding 9: question text and names follow their own direction', async () => {
+  const event = await createEvent('Mixed text');
+  await askApi(event, 'متى يبدأ الاجتماع 2025؟', 'سارة 42');
+  await askApi(event, 'Plain English', 'Kim');
+  const guest = await open(event.guest, PHONE);
+  const arabic = item(guest.page, 'questions', 'متى');
+  await arabic.waitFor();
+  assert.equal(await arabic.locator('.text').getAttribute('dir'), 'auto');
+  assert.equal(await arabic.locator('.text').evaluate((p) => getComputedStyle(p).direction), 'rtl');
+  assert.equal(await arabic.locator('.author').evaluate((s) => getComputedStyle(s).direction), 'rtl');
+  const english = item(guest.page, 'questions', 'Plain English');
+  assert.equal(await english.locator('.text').evaluate((p) => getComputedStyle(p).direction), 'ltr');
+  assert.equal(await english.locator('.author').getAttribute('dir'), 'auto');
+  await guest.page.screenshot({ path: join(artifacts, 'room-guest-rtl.png'), fullPage: true });
+  await guest.context.close();
+});
+
+test('finding 5: a vote refused by the rate limit says so, outside the ask form, and clears', async () => {
+  const event = await createEvent('Busy room');
+  await askApi(event, 'Rate me');
+  const guest = await open(event.guest, PHONE);
+  let refusals = 1;
+  await guest.page.route('**/vote', (route) => {
+    if (refusals-- > 0) {
+      return route.fulfill({
+        status: 429, headers: { 'Retry-After': '2', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ error: { code: 'rate_limited', message: 'Too many requests' } }),
+      });
+    }
+    return route.continue();
+  });
+  const question = item(guest.page, 'questions', 'Rate me');
+  await question.getByRole('button', { name: /Upvote/ }).click();
+  const message = guest.page.locator('#vote-status');
+  await message.getByText(/too many requests.*wait 2\ss/i).waitFor({ timeout: 2000 });
+  assert.equal(await message.isVisible(), true);
+  assert.doesNotMatch(await message.textContent(), /connection problem/i);
+  assert.equal(await guest.page.locator('#ask #vote-status').count(), 0, 'not inside the ask form');
+  await guest.page.screenshot({ path: join(artifacts, 'room-guest-rate-limited.png') });
+  // The retry goes through: the message goes, the vote stays.
+  await guest.page.waitForFunction(() => !document.getElementById('vote-status').textContent.trim(), null, { timeout: 6000 });
+  assert.equal(await message.isVisible(), false);
+  assert.equal(await question.locator('.vote').getAttribute('aria-pressed'), 'true');
+  await guest.context.close();
+});
+
+test('finding 5: a vote made offline in a closed event says so plainly, and clears once back', async () => {
+  const event = await createEvent('Closed room');
+  await askApi(event, 'Still votable');
+  const closed = await fetch(`${base}/api/events/${event.id}/open`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${event.secret}` },
+    body: JSON.stringify({ value: false }),
+  });
+  assert.ok(closed.ok, `close: HTTP ${closed.status}`);
+  const guest = await open(event.guest, PHONE);
+  await guest.page.locator('#closed-note').waitFor({ state: 'visible', timeout: 3000 });
+  const question = item(guest.page, 'questions', 'Still votable');
+  await guest.context.setOffline(true);
+  await question.getByRole('button', { name: /Upvote/ }).click();
+  const message = guest.page.locator('#vote-status');
+  await message.getByText(/not counted/i).waitFor({ timeout: 8000 });
+  assert.equal(await message.isVisible(), true, 'visible although the ask form is hidden');
+  assert.doesNotMatch(await message.textContent(), /failed to fetch/i);
+  assert.match(await message.textContent(), /offline|connection|network/i);
+  assert.equal(await question.locator('.vote').getAttribute('aria-pressed'), 'false', 'the vote is undone');
+  await guest.page.screenshot({ path: join(artifacts, 'room-guest-vote-offline.png') });
+  await guest.context.setOffline(false);
+  await guest.page.waitForFunction(() => !document.getElementById('vote-status').textContent.trim(), null, { timeout: 10000 });
+  await guest.context.close();
+});
+
+test('finding 6: a long question shows its start and "more", by keyboard too', async () => {
+  const event = await createEvent('Long questions');
+  const long = `${'Why does the budget grow every year while services shrink? '.repeat(16)}The end.`.slice(0, 1000);
+  await askApi(event, long);
+  await askApi(event, 'A short one');
+  const guest = await open(event.guest, PHONE);
+  const question = item(guest.page, 'questions', 'budget');
+  const toggle = question.getByRole('button', { name: 'more' });
+  await toggle.waitFor();
+  const shown = () => question.locator('.text span').first().textContent();
+  assert.ok((await shown()).length <= 300, 'clamped');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+  assert.equal(await item(guest.page, 'questions', 'short').getByRole('button', { name: /more|less/ }).count(), 0);
+  const clampedHeight = (await question.boundingBox()).height;
+  assert.ok(clampedHeight < 844 / 2, `the clamped question is ${clampedHeight}px high on a 844px screen`);
+  await guest.page.screenshot({ path: join(artifacts, 'room-guest-long-clamped.png'), fullPage: true });
+
+  await toggle.focus();
+  await guest.page.keyboard.press('Enter');
+  const less = question.getByRole('button', { name: 'less' });
+  assert.equal(await less.getAttribute('aria-expanded'), 'true');
+  assert.equal(await shown(), long);
+  // Live updates keep it open, and the button focused.
+  await guest.page.waitForTimeout(2500);
+  assert.equal(await shown(), long);
+  assert.equal(await less.evaluate((b) => b === document.activeElement), true);
+  await guest.page.keyboard.press('Space');
+  await question.getByRole('button', { name: 'more' }).waitFor();
+  assert.ok((await shown()).length <= 300);
+  await guest.context.close();
+});
