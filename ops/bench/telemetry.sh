@@ -33,6 +33,7 @@ echo "machine: $(nproc) cores; server, load and sink share them; $rounds rounds 
 # One fresh server in mode $1 under the load; prints the load's lines.
 run_mode() {
     local mode=$1 binary=./target/release/openfloor data
+    shift
     data=$(mktemp -d -p "$work")
     local env=(OPENFLOOR_LOG=warn)
     case $mode in
@@ -43,9 +44,11 @@ run_mode() {
     env "${env[@]}" "$binary" --data "$data" --listen "127.0.0.1:$port" > "$data/server.out" 2>&1 &
     local pid=$!
     for _ in $(seq 100); do grep -q listening "$data/server.out" 2>/dev/null && break; sleep 0.1; done
-    ./target/release/openfloor-bench --target "http://127.0.0.1:$port" "$@" | sed "s/^/$mode  /"
+    local status=0
+    ./target/release/openfloor-bench --target "http://127.0.0.1:$port" "$@" | sed "s/^/$mode  /" || status=$?
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$data"
+    return "$status"
 }
 
 for round in $(seq "$rounds"); do

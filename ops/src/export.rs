@@ -80,12 +80,15 @@ fn signed_message(prev: &str) -> Vec<u8> {
     .concat()
 }
 
+/// 32 bytes written as 64 hexadecimal digits (keys), if `text` is that.
+fn key_bytes(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text.trim()).ok()?.try_into().ok()
+}
+
 /// Reads a public key given as 64 hexadecimal digits.
 pub fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
-    let bytes: [u8; 32] = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| anyhow::anyhow!("a public key is 64 hexadecimal digits"))?;
+    let bytes =
+        key_bytes(text).ok_or_else(|| anyhow::anyhow!("a public key is 64 hexadecimal digits"))?;
     VerifyingKey::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("not an Ed25519 public key: {e}"))
 }
 
@@ -94,15 +97,12 @@ pub fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
 pub fn read_signing_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading the signing key {}: {e}", path.display()))?;
-    let seed: [u8; 32] = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} is not a signing key (64 hexadecimal digits)",
-                path.display()
-            )
-        })?;
+    let seed = key_bytes(&text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is not a signing key (64 hexadecimal digits)",
+            path.display()
+        )
+    })?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -219,6 +219,7 @@ pub fn read_export(mut input: impl BufRead) -> Result<Export, ExportError> {
     let mut prev = genesis();
     let mut event: Option<EventMeta> = None;
     let mut records = Vec::new();
+    let mut keys = std::collections::HashSet::new();
     let mut ended = false;
     let mut signed_by = None;
     let mut last_line = 0;
@@ -296,6 +297,14 @@ pub fn read_export(mut input: impl BufRead) -> Result<Export, ExportError> {
                     )));
                 }
                 record.check().map_err(err)?;
+                // One record per key: a second, different one would make
+                // the import keep whichever came first.
+                if !keys.insert(record.key()) {
+                    return Err(err(format!(
+                        "a second record with key {}",
+                        record.key().as_str()
+                    )));
+                }
                 records.push(record);
             }
             Line::End { records: count, .. } => {

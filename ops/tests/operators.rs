@@ -149,8 +149,16 @@ async fn verify_detects_a_corrupted_view_and_a_missing_record_and_repairs() {
         "{:?}",
         v.problems
     );
+    let before_repair = fixtures::now_ms();
     let v = verify_event(&store, &meta, true).await.unwrap();
     assert!(v.repaired);
+    // The repaired view is dated by the repair (the host's "updated … ago").
+    let repaired = store.views.get(meta.id).await.unwrap().unwrap();
+    assert!(
+        repaired.projected_at >= before_repair,
+        "{}",
+        repaired.projected_at
+    );
     assert!(verify_event(&store, &meta, false)
         .await
         .unwrap()
@@ -429,4 +437,25 @@ async fn an_import_refuses_records_that_differ_from_those_stored_under_their_key
         "{refused}"
     );
     assert_eq!(target.log.read_event(meta.log()).await.unwrap(), before);
+
+    // Two different records under one key in one export: refused when read,
+    // so no store keeps whichever came first.
+    let mut records = read_export(&file[..]).unwrap().records;
+    let mut twin = records
+        .iter()
+        .find(|r| matches!(r.body, RecordBody::QuestionAsked { .. }))
+        .unwrap()
+        .clone();
+    if let RecordBody::QuestionAsked { text, .. } = &mut twin.body {
+        *text = QuestionText::parse("the same key, other words").unwrap();
+    }
+    twin.id = openfloor_domain::ids::RecordId::from_ulid(Ulid::from_parts(T0 + 10_000, 7));
+    records.push(twin);
+    let mut doubled = Vec::new();
+    write_export(&meta, &mut records, None, &mut doubled).unwrap();
+    let err = read_export(&doubled[..]).unwrap_err();
+    assert!(
+        err.to_string().contains("a second record with key"),
+        "{err}"
+    );
 }

@@ -1,7 +1,9 @@
 //! What the projector tells operators (README, "Telemetry").
 
 use std::sync::LazyLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use openfloor_domain::clock::{Clock as _, SystemClock};
 
 use openfloor_store::StoredView;
 use openfloor_telemetry::SECONDS_BUCKETS;
@@ -84,17 +86,11 @@ pub fn streamed(created_at: u64) {
         .record(seconds_since(created_at), &[]);
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Seconds from `at` (milliseconds since the epoch) to now; zero for a time
 /// ahead of this clock.
 fn seconds_since(at: u64) -> f64 {
     #[expect(clippy::cast_precision_loss, reason = "milliseconds of age fit an f64")]
-    let seconds = now_ms().saturating_sub(at) as f64 / 1000.0;
+    let seconds = SystemClock.now_ms().saturating_sub(at) as f64 / 1000.0;
     seconds
 }
 

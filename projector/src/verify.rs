@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use openfloor_domain::clock::{Clock as _, SystemClock};
 use openfloor_domain::ids::EventId;
-use openfloor_store::{EventMeta, Store, StoreResult};
+use openfloor_store::{EventMeta, Store, StoreResult, StoredView};
 use serde_json::Value;
 
 use crate::project_records;
@@ -77,10 +78,12 @@ pub async fn verify_event(
     crate::metrics::verified(problems.len(), repair);
     let repaired = repair && !problems.is_empty();
     if repaired {
-        store
-            .views
-            .replace(meta.id, Arc::new(recomputed.clone()))
-            .await?;
+        // Made now: the host's "updated … ago" counts from the repair.
+        let repaired = StoredView {
+            projected_at: SystemClock.now_ms(),
+            ..recomputed.clone()
+        };
+        store.views.replace(meta.id, Arc::new(repaired)).await?;
     }
     Ok(Verification {
         event: meta.id,

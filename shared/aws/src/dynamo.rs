@@ -158,7 +158,9 @@ pub struct DynamoStore {
     records_table: String,
     pub(crate) views_table: String,
     /// Each event's expiry in seconds, as the directory has it (written
-    /// once, so kept): the views' time to live.
+    /// once, so kept): the views' time to live. Filled by every directory
+    /// read and create, so a projection (which reads the entry first)
+    /// never reads it again for its views.
     pub(crate) expiries: moka::sync::Cache<EventId, u64>,
 }
 
@@ -283,7 +285,10 @@ impl Directory for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.expiries.insert(meta.id, ttl(meta.expires_at));
+                Ok(())
+            }
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                 Err(StoreError::AlreadyExists(format!("event {}", meta.id)))
             }
@@ -309,7 +314,10 @@ impl Directory for DynamoStore {
             return Ok(None);
         };
         let stored: EventItem = from_item(item, || format!("reading the entry of event {id}"))?;
-        stored.meta().map(Some)
+        let meta = stored.meta()?;
+        // The views' time to live, known now without another read.
+        self.expiries.insert(id, ttl(meta.expires_at));
+        Ok(Some(meta))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(

@@ -236,7 +236,8 @@ impl DynamoStore {
 
     /// The views' time to live: their event's expiry (DynamoDB then deletes
     /// them, parts and all, as it deletes the records). Directory entries
-    /// never change, so each event's is read once per instance.
+    /// never change; the entry is read here only if this instance has not
+    /// read it yet (a projection has, just before).
     async fn views_ttl(&self, event: EventId) -> StoreResult<Option<u64>> {
         if let Some(ttl) = self.expiries.get(&event) {
             return Ok(Some(ttl));

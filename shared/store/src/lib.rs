@@ -279,8 +279,9 @@ pub struct StoredView {
 }
 
 /// Two views are the same when they fold the same records into the same
-/// bytes; when each was made is not part of what they say (so `verify`
-/// compares a stored view with a replay made now).
+/// bytes; when each was made is not part of what they say (a replay made
+/// now equals the view the projector stored earlier). Code that cares when
+/// a view was made reads `projected_at` itself.
 impl PartialEq for StoredView {
     fn eq(&self, other: &Self) -> bool {
         self.records == other.records && self.guest == other.guest && self.host == other.host

@@ -105,7 +105,12 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
             |r| r.get(0),
         )?;
         if !present {
-            conn.execute_batch(add)?;
+            match conn.execute_batch(add) {
+                // Another process opening the same old database added it
+                // between the check and here.
+                Err(e) if e.to_string().contains("duplicate column name") => {}
+                other => other?,
+            }
         }
     }
     Ok(())
