@@ -67,11 +67,26 @@ fn projection_span(event: EventId) -> tracing::Span {
     )
 }
 
+/// What a projection knows of the views stored for its event.
+enum StoredViews {
+    /// Read from the store just before (a sweep): they fold this many
+    /// records (`None`: there are none, or they cannot be read).
+    Folding(Option<u64>),
+    /// As this projector last stored them from its kept state, if it did
+    /// (projections asked for by news: the views are written by this
+    /// projector alone, so what it stored is what is there).
+    AsLastStoredHere,
+}
+
 /// An event's folded state, kept between projections.
 struct Folded {
     state: EventState,
     cursor: LogCursor,
     records: u64,
+    /// How many records the view this projector last stored from this
+    /// state folds: a projection that finds nothing new writes nothing
+    /// (the view, and the time it was made, stay as they are).
+    stored: Option<u64>,
     /// When it was last brought up to date, for eviction.
     touched: tokio::time::Instant,
 }
@@ -169,18 +184,20 @@ impl Projector {
         for link in links {
             span.add_link(link);
         }
-        self.project_over(event, None).instrument(span).await
+        self.project_over(event, StoredViews::AsLastStoredHere)
+            .instrument(span)
+            .await
     }
 
-    /// [`Projector::project`], knowing that the stored views fold
-    /// `stored_records` records: views that fold no more are not written
-    /// again (the same records give the same bytes), which spares a sweep
-    /// rewriting every live event's views, parts and all.
+    /// [`Projector::project`], knowing what the stored views fold: views
+    /// that fold no more are not written again (the same records give the
+    /// same bytes, and the view keeps the time it was made), which spares a
+    /// sweep rewriting every live event's views, parts and all.
     /// Runs inside a [`projection_span`], whose fields it fills in.
     async fn project_over(
         &self,
         event: EventId,
-        stored_records: Option<u64>,
+        known: StoredViews,
     ) -> StoreResult<Option<Projected>> {
         let Some(meta) = self.store.directory.get(event).await? else {
             tracing::debug!("event not in the directory; nothing to project");
@@ -198,12 +215,13 @@ impl Projector {
         let slot = self.slot(event);
         let mut folded = slot.lock().await;
         // When each record this projection may newly show was minted.
-        let (view, minted, read) = match self.advance(log, folded.take()).await? {
+        let (view, minted, read, stored_here) = match self.advance(log, folded.take()).await? {
             Some((f, minted)) => {
                 let view = stored_view(&f.state, f.records);
+                let stored_here = f.stored;
                 *folded = Some(f);
                 let read = minted.len() as u64;
-                (view, minted, read)
+                (view, minted, read, stored_here)
             }
             None => {
                 let records = self.store.log.read_event(log).await?;
@@ -211,7 +229,12 @@ impl Projector {
                 // for them.
                 let newest = records.iter().map(|r| r.id.timestamp_ms()).max();
                 let view = project_records(event, &records, records.len() as u64);
-                (view, newest.into_iter().collect(), records.len() as u64)
+                (
+                    view,
+                    newest.into_iter().collect(),
+                    records.len() as u64,
+                    None,
+                )
             }
         };
         let records = view.records;
@@ -219,11 +242,16 @@ impl Projector {
             projected_at: SystemClock.now_ms(),
             ..view
         });
-        let stored = if stored_records == Some(records) {
-            false
-        } else {
-            self.store.views.put(event, view.clone()).await?
+        let unchanged = match known {
+            StoredViews::Folding(stored) => stored == Some(records),
+            StoredViews::AsLastStoredHere => stored_here == Some(records),
         };
+        let stored = !unchanged && self.store.views.put(event, view.clone()).await?;
+        if stored {
+            if let Some(f) = folded.as_mut() {
+                f.stored = Some(records);
+            }
+        }
         metrics::projected(started.elapsed(), read, stored.then_some(&*view), &minted);
         let span = tracing::Span::current();
         span.record("records", records);
@@ -242,6 +270,7 @@ impl Projector {
             state: EventState::new(log.event),
             cursor: LogCursor::default(),
             records: 0,
+            stored: None,
             touched: tokio::time::Instant::now(),
         });
         folded.touched = tokio::time::Instant::now();
@@ -312,7 +341,7 @@ impl Projector {
                     }
                 };
                 let after = self
-                    .project_over(event, before)
+                    .project_over(event, StoredViews::Folding(before))
                     .instrument(projection_span(event))
                     .await?;
                 StoreResult::Ok(after.is_some_and(|p| p.stored))

@@ -316,3 +316,60 @@ async fn verify_reports_and_repairs_views_it_cannot_read() {
         .unwrap();
     assert!(again.problems.is_empty(), "{:?}", again.problems);
 }
+
+/// A projection asked for when nothing is new (a duplicate notification)
+/// writes nothing: the view keeps the time it was made, which the host is
+/// shown as "updated … ago".
+#[tokio::test]
+async fn a_projection_with_nothing_new_leaves_the_view_and_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap().store();
+    let meta = event();
+    store.directory.create(&meta).await.unwrap();
+    store
+        .log
+        .append_batch(meta.log(), history(meta.id, 20))
+        .await
+        .unwrap();
+    let projector = Projector::new(store.clone());
+    let first = projector.project(meta.id).await.unwrap().unwrap();
+    assert!(first.stored);
+    let made = store
+        .views
+        .get(meta.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .projected_at;
+    assert!(made > 0);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let again = projector.project(meta.id).await.unwrap().unwrap();
+    assert!(!again.stored, "nothing new, nothing written");
+    assert_eq!(
+        store
+            .views
+            .get(meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .projected_at,
+        made
+    );
+
+    // News is written, with its own time.
+    let more = history(meta.id, 21).pop().unwrap();
+    store.log.append(meta.log(), more).await.unwrap();
+    let newer = projector.project(meta.id).await.unwrap().unwrap();
+    assert!(newer.stored);
+    assert!(
+        store
+            .views
+            .get(meta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .projected_at
+            > made
+    );
+}
