@@ -6,48 +6,22 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const artifacts = join(root, 'test-artifacts');
-const binary = process.env.OPENFLOOR_BIN ?? join(root, 'target', 'debug', 'openfloor');
-const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+import { join } from 'node:path';
+import { DESKTOP, PHONE, artifacts, launchChromium, openPage, startServer } from './support.mjs';
 
 let server;
 let base;
-let data;
 let browser;
 
 before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  data = mkdtempSync(join(tmpdir(), 'openfloor-e2e-'));
-  server = spawn(binary, ['--listen', '127.0.0.1:0', '--data', data], {
-    env: { ...process.env, OPENFLOOR_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const firstLine = await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    createInterface({ input: server.stdout }).once('line', resolve);
-  });
-  base = firstLine.replace('openfloor listening on ', '').trim();
-  assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  server = await startServer('e2e');
+  base = server.base;
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill('SIGTERM');
-  rmSync(data, { recursive: true, force: true });
+  server?.stop();
 });
 
 /** Creates an event through the home page; returns its links. */
@@ -64,13 +38,7 @@ async function createEvent(title) {
 }
 
 /** A page that fails the test if any dialog (alert) opens. */
-async function guestPage(url, options = PHONE) {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
-  page.on('dialog', (d) => { throw new Error(`unexpected dialog: ${d.message()}`); });
-  await page.goto(url);
-  return { context, page };
-}
+const guestPage = (url, options = PHONE) => openPage(browser, url, options);
 
 async function ask(page, text) {
   await page.getByLabel('Your question').fill(text);
@@ -88,7 +56,7 @@ test('a whole Q&A session: create, share, ask, vote, hide, answer, close', async
   assert.match(await home.page.locator('.warning').textContent(), /only key to the host view/);
   await home.page.screenshot({ path: join(artifacts, 'home.png'), fullPage: true });
 
-  const host = await guestPage(home.host, { viewport: { width: 1280, height: 900 } });
+  const host = await guestPage(home.host, DESKTOP);
   const guest = await guestPage(home.guest);
   await assertText(guest.page.locator('#title'), 'Town hall');
 

@@ -11,20 +11,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { DESKTOP, PHONE, artifacts, launchChromium, openPage, root } from './support.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const artifacts = join(root, 'test-artifacts');
 const tools = process.env.OPENFLOOR_REGIONS_BIN ?? join(root, 'target', 'debug', 'openfloor-regions');
 const endpoint = process.env.OPENFLOOR_TEST_AWS_ENDPOINT;
 if (!endpoint && process.env.OPENFLOOR_REQUIRE_AWS_TESTS) {
   throw new Error('OPENFLOOR_REQUIRE_AWS_TESTS is set but OPENFLOOR_TEST_AWS_ENDPOINT is not');
 }
-const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const A = 'eu-west-1';
 const B = 'us-east-1';
 
@@ -53,17 +48,12 @@ function start(args, pattern) {
 
 before(async () => {
   if (!endpoint) return;
-  mkdirSync(artifacts, { recursive: true });
   regions = start(['up', '--no-replicator', '--aws-endpoint-url', endpoint, '--regions', `${B},${A}`, '--listen', '127.0.0.1:0'],
     /^openfloor edge on (http:\/\/127\.0\.0\.1:\d+)$/);
   edge = (await regions.ready)[1];
   replicator = start(['replicate', '--aws-endpoint-url', endpoint, '--regions', `${A},${B}`, '--every-ms', '100'], /^replicating /);
   await replicator.ready;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -73,20 +63,14 @@ after(async () => {
   regions?.child.kill('SIGTERM');
 });
 
-async function open(url, options = PHONE) {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
-  page.on('dialog', (d) => { throw new Error(`unexpected dialog: ${d.message()}`); });
-  await page.goto(url);
-  return { context, page };
-}
+const open = (url, options = PHONE) => openPage(browser, url, options);
 
 const item = (page, text) => page.locator('#questions li', { hasText: text });
 
 test('a host chooses a region; guests anywhere join through one address', { skip: !endpoint }, async () => {
   // The host picks Europe on the home page; unprefixed requests reach B,
   // which sends the create on to A on the same origin.
-  const home = await open(edge, { viewport: { width: 1280, height: 900 } });
+  const home = await open(edge, DESKTOP);
   await home.page.locator('#region-choice').waitFor({ state: 'visible', timeout: 5000 });
   assert.deepEqual(await home.page.locator('#region-options input').evaluateAll((os) => os.map((o) => o.value)), ['', A, B]);
   assert.equal(await home.page.getByLabel(/^Automatic/).isChecked(), true, 'automatic unless the host picks one');
@@ -120,7 +104,7 @@ test('a host chooses a region; guests anywhere join through one address', { skip
   await second.page.screenshot({ path: join(artifacts, 'regions-guest-phone.png'), fullPage: true });
 
   // The host sees the exact count.
-  const host = await open(hostLink, { viewport: { width: 1280, height: 900 } });
+  const host = await open(hostLink, DESKTOP);
   await item(host.page, 'counted once').locator('.vote .n', { hasText: '2' }).waitFor({ timeout: 10000 });
   await host.page.screenshot({ path: join(artifacts, 'regions-host.png'), fullPage: true });
   for (const c of [home.context, first.context, second.context, host.context]) await c.close();

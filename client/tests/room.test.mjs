@@ -6,51 +6,25 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { DESKTOP, PHONE, artifacts, launchChromium, openPage, startServer } from './support.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const artifacts = join(root, 'test-artifacts');
-const binary = process.env.OPENFLOOR_BIN ?? join(root, 'target', 'debug', 'openfloor');
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
-const DESKTOP = { viewport: { width: 1280, height: 900 } };
 
 let server;
 let base;
-let data;
 let browser;
 
 before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  data = mkdtempSync(join(tmpdir(), 'openfloor-room-'));
-  server = spawn(binary, ['--listen', '127.0.0.1:0', '--data', data], {
-    env: { ...process.env, OPENFLOOR_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const firstLine = await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    createInterface({ input: server.stdout }).once('line', resolve);
-  });
-  base = firstLine.replace('openfloor listening on ', '').trim();
-  assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  server = await startServer('room');
+  base = server.base;
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill('SIGTERM');
-  rmSync(data, { recursive: true, force: true });
+  server?.stop();
 });
 
 /** Creates an event through the API; returns its guest and host links. */
@@ -94,13 +68,7 @@ async function voteAs(event, text) {
 }
 
 /** A page that fails the test if any dialog (alert) opens. */
-async function open(url, options = PHONE) {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
-  page.on('dialog', (d) => { throw new Error(`unexpected dialog: ${d.message()}`); });
-  await page.goto(url);
-  return { context, page };
-}
+const open = (url, options = PHONE) => openPage(browser, url, options);
 
 const item = (page, list, text) => page.locator(`#${list} li`, { hasText: text });
 
