@@ -82,6 +82,18 @@ fn history(event: EventId, len: u64) -> Vec<Record> {
     out
 }
 
+/// The test event in `store`, with the first `len` records of its history.
+async fn event_with_history(store: &Store, len: u64) -> EventMeta {
+    let meta = event();
+    store.directory.create(&meta).await.unwrap();
+    store
+        .log
+        .append_batch(meta.log(), history(meta.id, len))
+        .await
+        .unwrap();
+    meta
+}
+
 async fn incremental_equals_full(store: Store) {
     let meta = event();
     store.directory.create(&meta).await.unwrap();
@@ -133,13 +145,7 @@ async fn unknown_events_are_skipped() {
 #[tokio::test(start_paused = true)]
 async fn idle_states_are_dropped_and_rebuilt_from_the_log() {
     let store = MemoryStore::store();
-    let meta = event();
-    store.directory.create(&meta).await.unwrap();
-    store
-        .log
-        .append_batch(meta.log(), history(meta.id, 50))
-        .await
-        .unwrap();
+    let meta = event_with_history(&store, 50).await;
     let projector = Projector::new(store.clone());
     projector.project(meta.id).await.unwrap();
     assert_eq!(projector.kept_states(), 1);
@@ -196,13 +202,7 @@ async fn a_regions_projector_leaves_other_regions_events_alone() {
 #[tokio::test]
 async fn a_stop_projects_what_is_still_pending() {
     let store = MemoryStore::store();
-    let meta = event();
-    store.directory.create(&meta).await.unwrap();
-    store
-        .log
-        .append_batch(meta.log(), history(meta.id, 50))
-        .await
-        .unwrap();
+    let meta = event_with_history(&store, 50).await;
     let trigger = Arc::new(openfloor_store::LocalTrigger::new());
     openfloor_store::Trigger::notify(trigger.as_ref(), meta.id);
     let projector = Projector::new(store.clone());
@@ -324,13 +324,7 @@ async fn verify_reports_and_repairs_views_it_cannot_read() {
 async fn a_projection_with_nothing_new_leaves_the_view_and_its_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap().store();
-    let meta = event();
-    store.directory.create(&meta).await.unwrap();
-    store
-        .log
-        .append_batch(meta.log(), history(meta.id, 20))
-        .await
-        .unwrap();
+    let meta = event_with_history(&store, 20).await;
     let projector = Projector::new(store.clone());
     let first = projector.project(meta.id).await.unwrap().unwrap();
     assert!(first.stored);
