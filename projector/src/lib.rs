@@ -6,10 +6,20 @@
 //! Bursts coalesce: an event is projected by one task at a time, and any
 //! number of notifications during a projection cause one more.
 //!
-//! Where the log hands out commit-order cursors (SQLite, memory), the
-//! projector keeps each event's folded state in memory and applies only the
-//! new records; the fold is order-independent and idempotent, so that equals
-//! a full recompute (tested). Elsewhere it folds the whole log every time.
+//! A projection applies only the records that are new to the event's
+//! folded state; the fold is order-independent and idempotent, so that
+//! equals a full recompute (tested as a property). Where the state lives
+//! depends on the store:
+//! - where the log hands out commit-order cursors (SQLite, memory), the
+//!   state is kept in memory and the log is read from the cursor on;
+//! - where it does not, and memory does not last (DynamoDB, on Lambda),
+//!   the state is kept in the store's [`ProjectionStates`] and the new
+//!   records come with the news (the records stream): a projection reads
+//!   the state's version, the pieces of it that changed since this
+//!   instance last saw it, and nothing of the log.
+//!
+//! A projection that is not told which records are new (a sweep, a queued
+//! command) folds the whole log into the state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +32,8 @@ use openfloor_domain::record::Record;
 use openfloor_domain::view::render;
 use openfloor_domain::Millis;
 use openfloor_store::{
-    cause_chain, Dirty, EventLog, EventMeta, LocalTrigger, LogCursor, Store, StoreResult,
-    StoredView, Trigger,
+    cause_chain, Dirty, EventLog, EventMeta, KeptState, LocalTrigger, LogCursor, ProjectionStates,
+    StateStamp, Store, StoreError, StoreResult, StoredView, Trigger,
 };
 use opentelemetry::trace::SpanContext;
 use tokio::sync::Mutex;
@@ -81,7 +91,10 @@ enum StoredViews {
 /// An event's folded state, kept between projections.
 struct Folded {
     state: EventState,
+    /// How far into the log the state has read (logs with cursors).
     cursor: LogCursor,
+    /// Which stored version the state is (stores with projection states).
+    stamp: StateStamp,
     records: u64,
     /// How many records the view this projector last stored from this
     /// state folds: a projection that finds nothing new writes nothing
@@ -126,6 +139,12 @@ pub struct Projector {
 /// the event's next change): a large event's state holds every voter's
 /// toggle, and past events should not hold memory forever.
 pub const IDLE_STATE_EVICTION: Duration = Duration::from_secs(600);
+
+/// How many times a projection loads the stored state, applies its records
+/// and stores it, when other projectors of the same event keep storing
+/// first (each of their versions is progress; this many in a row is a
+/// sign of trouble).
+const STORE_ATTEMPTS: usize = 8;
 
 /// How long a failed projection waits before it is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
@@ -180,11 +199,24 @@ impl Projector {
         event: EventId,
         links: Vec<SpanContext>,
     ) -> StoreResult<Option<Projected>> {
+        self.project_news(event, links, None).await
+    }
+
+    /// [`Projector::project_linked`], told which records are new (a batch of
+    /// the records stream carries them): where states are stored, these
+    /// are all it applies, and it reads nothing of the log. Records
+    /// delivered again, or out of order, are harmless.
+    pub async fn project_news(
+        &self,
+        event: EventId,
+        links: Vec<SpanContext>,
+        new: Option<Vec<Record>>,
+    ) -> StoreResult<Option<Projected>> {
         let span = projection_span(event);
         for link in links {
             span.add_link(link);
         }
-        self.project_over(event, StoredViews::AsLastStoredHere)
+        self.project_over(event, StoredViews::AsLastStoredHere, new)
             .instrument(span)
             .await
     }
@@ -198,6 +230,7 @@ impl Projector {
         &self,
         event: EventId,
         known: StoredViews,
+        new: Option<Vec<Record>>,
     ) -> StoreResult<Option<Projected>> {
         let Some(meta) = self.store.directory.get(event).await? else {
             tracing::debug!("event not in the directory; nothing to project");
@@ -215,7 +248,14 @@ impl Projector {
         let slot = self.slot(event);
         let mut folded = slot.lock().await;
         // When each record this projection may newly show was minted.
-        let (view, minted, read, stored_here) = match self.advance(log, folded.take()).await? {
+        let advanced = match &self.store.states {
+            Some(states) => Some(
+                self.advance_stored(&**states, log, folded.take(), new)
+                    .await?,
+            ),
+            None => self.advance(log, folded.take()).await?,
+        };
+        let (view, minted, read, stored_here) = match advanced {
             Some((f, minted)) => {
                 let view = stored_view(&f.state, f.records);
                 let stored_here = f.stored;
@@ -269,6 +309,7 @@ impl Projector {
         let mut folded = kept.unwrap_or_else(|| Folded {
             state: EventState::new(log.event),
             cursor: LogCursor::default(),
+            stamp: StateStamp::default(),
             records: 0,
             stored: None,
             touched: tokio::time::Instant::now(),
@@ -282,6 +323,63 @@ impl Projector {
         folded.cursor = cursor;
         let minted = new.iter().map(|r| r.id.timestamp_ms()).collect();
         Ok(Some((folded, minted)))
+    }
+
+    /// Brings the stored state up to date with `new` (the whole log when
+    /// `None`) and stores it, with when each applied record was minted.
+    /// `kept` is this instance's copy, so that loading reads only what
+    /// other projectors changed since.
+    async fn advance_stored(
+        &self,
+        states: &dyn ProjectionStates,
+        log: EventLog,
+        kept: Option<Folded>,
+        new: Option<Vec<Record>>,
+    ) -> StoreResult<(Folded, Vec<u64>)> {
+        let mut whole_log = new.is_none();
+        let mut new = match new {
+            Some(records) => records,
+            None => self.store.log.read_event(log).await?,
+        };
+        let stored_before = kept.as_ref().and_then(|f| f.stored);
+        let mut kept = kept.map(|f| KeptState {
+            state: f.state,
+            stamp: f.stamp,
+        });
+        for _ in 0..STORE_ATTEMPTS {
+            let mut loaded = states.load(log.event, kept.take()).await?;
+            // No state stored yet (an event older than its state, or one
+            // whose state an operator deleted): it starts from the whole
+            // log, not from the news alone.
+            if loaded.stamp.version == 0 && !whole_log {
+                new.extend(self.store.log.read_event(log).await?);
+                whole_log = true;
+            }
+            let before = loaded.state.implied_records();
+            loaded.state.apply_all(&new);
+            let records = loaded.state.implied_records();
+            // Nothing new: nothing to store (a redelivered batch).
+            if records == before || states.store(&mut loaded).await? {
+                let minted = new.iter().map(|r| r.id.timestamp_ms()).collect();
+                let folded = Folded {
+                    state: loaded.state,
+                    cursor: LogCursor::default(),
+                    stamp: loaded.stamp,
+                    records,
+                    stored: stored_before,
+                    touched: tokio::time::Instant::now(),
+                };
+                return Ok((folded, minted));
+            }
+            tracing::debug!("another projector stored the state first; applying again");
+            // The next load reads what the other stored, and the chunks
+            // this copy changed, again.
+            kept = Some(loaded);
+        }
+        Err(StoreError::overloaded_msg(format!(
+            "the projection state of event {} was replaced during each of {STORE_ATTEMPTS} tries",
+            log.event
+        )))
     }
 
     /// Drops kept states idle for [`IDLE_STATE_EVICTION`]; returns how many.
@@ -341,7 +439,7 @@ impl Projector {
                     }
                 };
                 let after = self
-                    .project_over(event, StoredViews::Folding(before))
+                    .project_over(event, StoredViews::Folding(before), None)
                     .instrument(projection_span(event))
                     .await?;
                 StoreResult::Ok(after.is_some_and(|p| p.stored))

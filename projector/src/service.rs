@@ -138,7 +138,13 @@ impl ProjectorService {
         }
         let mut failed = Vec::new();
         for (event, changes) in by_event {
-            if let Err(error) = self.projector.project(event).await {
+            // The records themselves, if the stream carried every one.
+            let records: Option<Vec<_>> = changes.iter().map(|c| c.record.clone()).collect();
+            if let Err(error) = self
+                .projector
+                .project_news(event, Vec::new(), records)
+                .await
+            {
                 tracing::warn!(
                     %event,
                     error = %cause_chain(&error),

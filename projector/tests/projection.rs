@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use openfloor_domain::ids::{EventId, QuestionId, VoterId};
 use openfloor_domain::input::{QuestionText, Title};
-use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::record::{Record, RecordBody, RecordKey, Sequence};
 use openfloor_projector::{project_records, Projector};
-use openfloor_store::memory::MemoryStore;
+use openfloor_store::memory::{MemoryStates, MemoryStore};
 use openfloor_store::sqlite::SqliteStore;
-use openfloor_store::{EventMeta, Store, StoreError, StoreResult, StoredView, Views};
+use openfloor_store::{
+    Appended, EventLog, EventMeta, Log, Store, StoreError, StoreResult, StoredView, Views,
+};
 use openfloor_testing::fixtures;
 use ulid::Ulid;
 
@@ -236,7 +238,7 @@ impl Views for WatchedViews {
         if self.unreadable.load(SeqCst) {
             return Err(StoreError::corrupt_msg("a part is gone"));
         }
-        self.inner.get(event).await
+        Views::get(&*self.inner, event).await
     }
     async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
         self.unreadable.store(false, SeqCst);
@@ -257,6 +259,7 @@ async fn watched_store(meta: &EventMeta, len: u64, unreadable: bool) -> (Store, 
         directory: memory.clone(),
         log: memory,
         views: views.clone(),
+        states: None,
     };
     store.directory.create(meta).await.unwrap();
     store
@@ -366,4 +369,137 @@ async fn a_projection_with_nothing_new_leaves_the_view_and_its_time() {
             .projected_at
             > made
     );
+}
+
+/// The memory log, counting whole-log reads.
+struct CountedLog {
+    inner: Arc<MemoryStore>,
+    whole_reads: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Log for CountedLog {
+    async fn append(&self, log: EventLog, record: Record) -> StoreResult<Appended> {
+        self.inner.append(log, record).await
+    }
+    async fn get(&self, log: EventLog, key: &RecordKey) -> StoreResult<Option<Record>> {
+        Log::get(&*self.inner, log, key).await
+    }
+    async fn latest(&self, log: EventLog, sequence: &Sequence) -> StoreResult<Option<Record>> {
+        self.inner.latest(log, sequence).await
+    }
+    async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
+        self.whole_reads.fetch_add(1, SeqCst);
+        self.inner.read_event(log).await
+    }
+}
+
+/// A memory store whose projector keeps states in [`MemoryStates`], as on
+/// AWS, with its log's whole reads counted.
+fn store_with_states() -> (Store, Arc<MemoryStore>, Arc<CountedLog>, Arc<MemoryStates>) {
+    let memory = MemoryStore::new();
+    let states = MemoryStates::new();
+    let log = Arc::new(CountedLog {
+        inner: memory.clone(),
+        whole_reads: AtomicUsize::new(0),
+    });
+    let store = Store {
+        directory: memory.clone(),
+        log: log.clone(),
+        views: memory.clone(),
+        states: Some(states.clone()),
+    };
+    (store, memory, log, states)
+}
+
+/// Where memory does not last (a Lambda), the projector keeps each event's
+/// state in the store's projection states and applies only the records
+/// the stream hands it. Projectors cold (a fresh instance) or warm, fed
+/// batches that repeat and reorder records, store views equal to the full
+/// recompute, and read the log only once: before any state was stored.
+#[tokio::test]
+async fn stored_states_fed_the_new_records_alone_equal_a_full_recompute() {
+    let (store, memory, log, states) = store_with_states();
+    let meta = event_with_history(&store, 600).await;
+    let logged = Log::read_event(&*memory, meta.log()).await.unwrap();
+    let full = project_records(meta.id, &logged, logged.len() as u64);
+
+    // The stream: every record, some twice, in a scrambled order.
+    let mut delivered: Vec<Record> = logged.clone();
+    delivered.extend(logged.iter().step_by(7).cloned());
+    let len = delivered.len();
+    for i in 0..len {
+        delivered.swap(i, (i * 7919 + 13) % len);
+    }
+    let warm = Projector::new(store.clone());
+    for (i, batch) in delivered.chunks(23).enumerate() {
+        let projector = if i % 3 == 0 {
+            Projector::new(store.clone())
+        } else {
+            warm.clone()
+        };
+        projector
+            .project_news(meta.id, Vec::new(), Some(batch.to_vec()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(*store.views.get(meta.id).await.unwrap().unwrap(), full);
+    // Once, by the first projection: no state was stored before it.
+    assert_eq!(log.whole_reads.load(SeqCst), 1, "the log was read once");
+
+    // A warm projector whose copy is the stored version reads no chunk,
+    // and a redelivered batch changes nothing.
+    let last = delivered.chunks(23).last().unwrap().to_vec();
+    warm.project_news(meta.id, Vec::new(), Some(last.clone()))
+        .await
+        .unwrap();
+    let read = states.chunks_read();
+    let again = warm
+        .project_news(meta.id, Vec::new(), Some(last))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(states.chunks_read(), read);
+    assert_eq!(again.records, logged.len() as u64);
+
+    // Not told what is new (a sweep), a projection folds the whole log in:
+    // the same views.
+    let swept = Projector::new(store.clone())
+        .project(meta.id)
+        .await
+        .unwrap();
+    assert_eq!(swept.unwrap().records, logged.len() as u64);
+    assert_eq!(log.whole_reads.load(SeqCst), 2);
+    assert_eq!(*store.views.get(meta.id).await.unwrap().unwrap(), full);
+}
+
+/// An event whose records predate its stored state (deployed before states
+/// were kept, or its state deleted by an operator) is not projected from
+/// the news alone: with no state stored, the projection folds the whole
+/// log in first, once.
+#[tokio::test]
+async fn without_a_stored_state_the_first_projection_starts_from_the_log() {
+    let (store, memory, log, _) = store_with_states();
+    let meta = event_with_history(&store, 100).await;
+    let news = history(meta.id, 101).pop().unwrap();
+    store.log.append(meta.log(), news.clone()).await.unwrap();
+    let logged = Log::read_event(&*memory, meta.log()).await.unwrap();
+    let projector = Projector::new(store.clone());
+    let done = projector
+        .project_news(meta.id, Vec::new(), Some(vec![news.clone()]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.records, logged.len() as u64);
+    assert_eq!(
+        *store.views.get(meta.id).await.unwrap().unwrap(),
+        project_records(meta.id, &logged, logged.len() as u64)
+    );
+    assert_eq!(log.whole_reads.load(SeqCst), 1);
+    // Stored now: the next news is applied alone.
+    Projector::new(store.clone())
+        .project_news(meta.id, Vec::new(), Some(vec![news]))
+        .await
+        .unwrap();
+    assert_eq!(log.whole_reads.load(SeqCst), 1);
 }

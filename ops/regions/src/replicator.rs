@@ -41,6 +41,7 @@ impl Replicator {
                 records_table: String::new(),
                 views_table: String::new(),
                 queue_name: String::new(),
+                states_bucket: None,
             })
             .await;
             clients.insert(region.clone(), aws.dynamo);

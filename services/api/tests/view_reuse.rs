@@ -50,6 +50,7 @@ async fn setup(view_reuse: Duration) -> (axum::Router, Arc<Counted>, EventId) {
         directory: memory.clone(),
         log: memory,
         views: counted.clone(),
+        states: None,
     };
     let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
         .region("eu-west-1")

@@ -110,6 +110,16 @@ pub struct AwsArgs {
     )]
     pub queue_name: String,
 
+    /// The S3 bucket where projectors keep each event's folded state
+    /// between runs, so that a projection reads only the new records.
+    #[arg(
+        long,
+        env = "OPENFLOOR_STATES_BUCKET",
+        default_value = "openfloor-states",
+        global = true
+    )]
+    pub states_bucket: String,
+
     /// Create missing tables and queues at start (development and tests).
     #[arg(long, env = "OPENFLOOR_CREATE_RESOURCES", global = true)]
     pub create_resources: bool,
@@ -124,6 +134,7 @@ impl AwsArgs {
             records_table: self.records_table.clone(),
             views_table: self.views_table.clone(),
             queue_name: self.queue_name.clone(),
+            states_bucket: Some(self.states_bucket.clone()),
         }
     }
 }

@@ -10,7 +10,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use openfloor_api::{AppState, SystemClock, VIEW_REUSE_BEHIND_A_CDN};
 use openfloor_aws::queue::TRACEPARENT;
-use openfloor_aws::stream::{event_of_partition, RecordsStreamTrigger};
+use openfloor_aws::stream::{event_of_partition, record_of_image, RecordsStreamTrigger};
 use openfloor_aws::Aws;
 pub use openfloor_config::LambdaSettings;
 use openfloor_projector::service::{Incoming, ProjectorService};
@@ -179,8 +179,13 @@ pub async fn handle_stream_event(
                 tracing::warn!(%position, %pk, "stream change of no event; skipped");
                 return None;
             };
+            let body = match r.change.new_image.get("body") {
+                Some(serde_dynamo::AttributeValue::S(body)) => Some(body.as_str()),
+                _ => None,
+            };
             Some(Touched {
                 event,
+                record: record_of_image(event, body),
                 position,
                 created_at,
             })

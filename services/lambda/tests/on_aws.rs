@@ -4,9 +4,16 @@
 use http_body_util::BodyExt;
 use openfloor_aws::stream::StreamReader;
 use openfloor_aws::Aws;
+use openfloor_domain::ids::{EventId, QuestionId};
+use openfloor_domain::input::{QuestionText, Title};
+use openfloor_domain::record::{Record, RecordBody};
 use openfloor_lambda::LambdaSettings;
+use openfloor_projector::project_records;
 use openfloor_projector::service::ProjectorService;
+use openfloor_store::{EventMeta, Touched};
 use openfloor_testing::aws as stand_in;
+use openfloor_testing::fixtures;
+use proptest::prelude::*;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -144,4 +151,168 @@ fn a_vote_through_the_api_handler_reaches_the_view_by_the_records_stream_alone()
         assert_eq!(guest["questions"][0]["id"], question);
         assert_eq!(guest["questions"][0]["votes"], 1);
     });
+}
+
+/// A history as the service writes it: the event, four questions, and each
+/// (question, voter) pair's toggles numbered 1, 2, … in the order given.
+fn history(event: &EventMeta, toggles: &[(u8, u8)]) -> Vec<Record> {
+    let question =
+        |i: u8| QuestionId::from_ulid(ulid::Ulid::from_parts(event.created_at, i.into()));
+    let at = |i: usize| ulid::Ulid::from_parts(event.created_at + i as u64, i as u128);
+    let mut out = vec![fixtures::record(
+        event.id,
+        at(0),
+        RecordBody::EventCreated {
+            title: Title::parse("Streamed").unwrap(),
+        },
+    )];
+    for q in 0..4 {
+        out.push(fixtures::record(
+            event.id,
+            at(out.len()),
+            RecordBody::QuestionAsked {
+                question: question(q),
+                asker: fixtures::voter_id(1000),
+                text: QuestionText::parse(&format!("question {q}")).unwrap(),
+                author: None,
+            },
+        ));
+    }
+    let mut numbers = std::collections::HashMap::new();
+    for &(q, v) in toggles {
+        let n = numbers.entry((q, v)).or_insert(0u32);
+        *n += 1;
+        let body = RecordBody::Vote {
+            question: question(q),
+            voter: fixtures::voter_id(v.into()),
+            n: *n,
+        };
+        out.push(fixtures::record(event.id, at(out.len()), body));
+    }
+    out
+}
+
+/// One batch of the records stream as the event source mapping delivers it
+/// to the projector Lambda: each change with its keys and its new image.
+fn stream_batch(region: &str, changes: &[Touched]) -> Value {
+    json!({
+        "Records": changes.iter().map(|change| {
+            let record = change.record.as_ref().expect("the stream carries the record");
+            json!({
+                "eventID": change.position,
+                "eventName": "INSERT",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": region,
+                "dynamodb": {
+                    "Keys": {"pk": {"S": format!("{}#0", change.event)}},
+                    "NewImage": {
+                        "pk": {"S": format!("{}#0", change.event)},
+                        "sk": {"S": record.key().as_str()},
+                        "body": {"S": serde_json::to_string(record).unwrap()},
+                    },
+                    "SequenceNumber": change.position,
+                    "SizeBytes": 300,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 6,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// On the AWS backend (moto), the projector Lambda fed the records
+    /// stream's batches, some of them twice and all of them out of order,
+    /// by instances cold (a fresh state, as after a freeze) and warm,
+    /// stores the views a full recompute of the log gives, reading nothing
+    /// of the log: its state lives in the views table and the bucket.
+    #[test]
+    fn stream_fed_projection_on_aws_equals_a_full_recompute(
+        toggles in prop::collection::vec((0u8..4, 0u8..12), 10..50),
+        seed in any::<u64>(),
+        batch in 1usize..9,
+        cold_every in 1usize..4,
+    ) {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let Some(aws) = stand_in::fresh().await else { return };
+            let store = aws.store();
+            let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
+                .region(&aws.settings.region)
+                .live_for(std::time::Duration::from_secs(3600))
+                .build();
+            store.directory.create(&meta).await.unwrap();
+            let records = history(&meta, &toggles);
+            store.log.append_batch(meta.log(), records.clone()).await.unwrap();
+
+            let mut stream = StreamReader::from_start(&aws).await.unwrap();
+            let mut changes = Vec::new();
+            while changes.len() < records.len() {
+                changes.extend(stream.poll().await.unwrap());
+            }
+            assert!(changes.iter().all(|c| c.record.is_some()), "new images carry records");
+            // Redelivered and scrambled.
+            let again: Vec<Touched> = changes.iter().step_by(3).cloned().collect();
+            changes.extend(again);
+            let len = changes.len();
+            let mut x = seed | 1;
+            for i in (1..len).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                changes.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+
+            let region = aws.settings.region.clone();
+            let warm = ProjectorService::new(store.clone(), region.clone());
+            let log_reads_before = aws.meter.usage();
+            for (i, changes) in changes.chunks(batch).enumerate() {
+                let cold;
+                let service = if i % cold_every == 0 {
+                    cold = ProjectorService::new(store.clone(), region.clone());
+                    &cold
+                } else {
+                    &warm
+                };
+                let response = openfloor_lambda::handle_projector_event(
+                    service,
+                    stream_batch(&region, changes),
+                )
+                .await
+                .unwrap();
+                assert_eq!(response, json!({"batchItemFailures": []}));
+            }
+            let used = aws.meter.usage() - log_reads_before;
+
+            let logged = store.log.read_event(meta.log()).await.unwrap();
+            let full = project_records(meta.id, &logged, logged.len() as u64);
+            let stored = store.views.get(meta.id).await.unwrap().unwrap();
+            assert_eq!(*stored, full);
+            // Per batch: the directory entry (cold instances only) and the
+            // state's item. The records once, by the first projection (no
+            // state was stored before it), never again.
+            let batches = len.div_ceil(batch) as u64;
+            assert!(
+                used.items_read <= 2 * batches + records.len() as u64,
+                "{} items read for {batches} batches",
+                used.items_read
+            );
+            // Each replaced version's pieces are gone: the bucket holds the
+            // current head and its one toggle chunk, nothing else.
+            let listed = aws
+                .s3
+                .list_objects_v2()
+                .bucket(aws.settings.states_bucket.as_deref().unwrap())
+                .prefix(format!("states/{}/", meta.id))
+                .send()
+                .await
+                .unwrap();
+            let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+            assert_eq!(keys.len(), 2, "{keys:?}");
+        });
+    }
 }

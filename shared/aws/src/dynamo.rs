@@ -157,6 +157,9 @@ pub struct DynamoStore {
     events_table: String,
     records_table: String,
     pub(crate) views_table: String,
+    /// Where projection states are kept ([`crate::states`]).
+    pub(crate) s3: Option<aws_sdk_s3::Client>,
+    pub(crate) states_bucket: Option<String>,
     /// Each event's expiry in seconds, as the directory has it (written
     /// once, so kept): the views' time to live. Filled by every directory
     /// read and create, so a projection (which reads the entry first)
@@ -165,9 +168,16 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, settings: &AwsSettings, meter: Arc<Meter>) -> Self {
+    pub fn new(
+        client: Client,
+        s3: aws_sdk_s3::Client,
+        settings: &AwsSettings,
+        meter: Arc<Meter>,
+    ) -> Self {
         Self {
             client,
+            s3: settings.states_bucket.is_some().then_some(s3),
+            states_bucket: settings.states_bucket.clone(),
             meter,
             events_table: settings.events_table.clone(),
             records_table: settings.records_table.clone(),
@@ -490,11 +500,12 @@ pub async fn create_tables(client: &Client, settings: &AwsSettings) -> StoreResu
                 .key_schema(key(attribute, kind)?);
         }
         if stream {
-            // The projector needs only which event has news: the key.
+            // The projector applies the new records themselves (reading
+            // the stream costs no read units): each change carries its item.
             create = create.stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
-                    .stream_view_type(StreamViewType::KeysOnly)
+                    .stream_view_type(StreamViewType::NewImage)
                     .build()
                     .map_err(|e| build_error("a stream specification", e))?,
             );

@@ -18,6 +18,7 @@
 pub mod dynamo;
 pub mod meter;
 pub mod queue;
+pub mod states;
 pub mod stream;
 pub mod views;
 
@@ -39,6 +40,9 @@ pub struct AwsSettings {
     pub records_table: String,
     pub views_table: String,
     pub queue_name: String,
+    /// The S3 bucket of projection states ([`states`]); `None`: projectors
+    /// fold the whole log each time (tools that do not project).
+    pub states_bucket: Option<String>,
 }
 
 impl AwsSettings {
@@ -55,6 +59,8 @@ pub struct Aws {
     pub sqs: aws_sdk_sqs::Client,
     /// The records table's stream (the projector's trigger).
     pub streams: aws_sdk_dynamodbstreams::Client,
+    /// The projection states' bucket.
+    pub s3: aws_sdk_s3::Client,
     pub settings: AwsSettings,
     /// What the stores of this connection read and write in DynamoDB.
     pub meter: std::sync::Arc<meter::Meter>,
@@ -104,6 +110,12 @@ impl Aws {
             dynamo: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             streams: aws_sdk_dynamodbstreams::Client::new(&config),
+            // A stand-in serves buckets by path, not by host name.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(settings.endpoint_url.is_some())
+                    .build(),
+            ),
             settings,
             meter: std::sync::Arc::default(),
         }
@@ -113,13 +125,20 @@ impl Aws {
     pub fn store(&self) -> Store {
         let store = std::sync::Arc::new(dynamo::DynamoStore::new(
             self.dynamo.clone(),
+            self.s3.clone(),
             &self.settings,
             self.meter.clone(),
         ));
+        let states = self
+            .settings
+            .states_bucket
+            .is_some()
+            .then(|| store.clone() as std::sync::Arc<dyn openfloor_store::ProjectionStates>);
         Store {
             directory: store.clone(),
             log: store.clone(),
             views: store,
+            states,
         }
     }
 
@@ -128,6 +147,9 @@ impl Aws {
     pub async fn create_resources(&self) -> Result<(), StoreError> {
         dynamo::create_tables(&self.dynamo, &self.settings).await?;
         queue::create_queues(&self.sqs, &self.settings).await?;
+        if let Some(bucket) = &self.settings.states_bucket {
+            states::create_bucket(&self.s3, bucket).await?;
+        }
         Ok(())
     }
 }

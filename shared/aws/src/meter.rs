@@ -33,6 +33,10 @@ pub struct Meter {
     items_written: AtomicU64,
     bytes_written: AtomicU64,
     write_units: AtomicU64,
+    object_reads: AtomicU64,
+    object_bytes_read: AtomicU64,
+    object_writes: AtomicU64,
+    object_bytes_written: AtomicU64,
 }
 
 /// A copy of the totals; subtract two to get what happened in between.
@@ -46,6 +50,11 @@ pub struct Usage {
     pub items_written: u64,
     pub bytes_written: u64,
     pub write_units: u64,
+    /// S3 (projection states): billed per request, whatever the size.
+    pub object_reads: u64,
+    pub object_bytes_read: u64,
+    pub object_writes: u64,
+    pub object_bytes_written: u64,
 }
 
 impl Usage {
@@ -68,6 +77,10 @@ impl std::ops::Sub for Usage {
             items_written: self.items_written - before.items_written,
             bytes_written: self.bytes_written - before.bytes_written,
             write_units: self.write_units - before.write_units,
+            object_reads: self.object_reads - before.object_reads,
+            object_bytes_read: self.object_bytes_read - before.object_bytes_read,
+            object_writes: self.object_writes - before.object_writes,
+            object_bytes_written: self.object_bytes_written - before.object_bytes_written,
         }
     }
 }
@@ -121,6 +134,22 @@ impl Meter {
         self.write_units.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One S3 object read (a projection state's piece) of `bytes`.
+    pub fn object_read(&self, bytes: usize) {
+        self.object_reads.fetch_add(1, Ordering::Relaxed);
+        self.object_bytes_read
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        tracing::debug!(bytes, "s3 read");
+    }
+
+    /// One S3 object written, of `bytes`.
+    pub fn object_written(&self, bytes: usize) {
+        self.object_writes.fetch_add(1, Ordering::Relaxed);
+        self.object_bytes_written
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        tracing::debug!(bytes, "s3 write");
+    }
+
     pub fn usage(&self) -> Usage {
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         Usage {
@@ -132,6 +161,10 @@ impl Meter {
             items_written: get(&self.items_written),
             bytes_written: get(&self.bytes_written),
             write_units: get(&self.write_units),
+            object_reads: get(&self.object_reads),
+            object_bytes_read: get(&self.object_bytes_read),
+            object_writes: get(&self.object_writes),
+            object_bytes_written: get(&self.object_bytes_written),
         }
     }
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIteratorType};
 use openfloor_domain::ids::EventId;
+use openfloor_domain::record::Record;
 use openfloor_store::{StoreError, StoreResult, Touched, Trigger};
 
 use crate::{sdk_error, Aws};
@@ -33,6 +34,20 @@ impl Trigger for RecordsStreamTrigger {
 /// The event a records-table partition key (`{event}#{shard}`) belongs to.
 pub fn event_of_partition(pk: &str) -> Option<EventId> {
     pk.split_once('#')?.0.parse().ok()
+}
+
+/// The record in a stream change's new image (its `body` attribute), if it
+/// is one of `event`'s. A change without it (a stream that carries keys
+/// only) or with a damaged one is projected from the log instead.
+pub fn record_of_image(event: EventId, body: Option<&str>) -> Option<Record> {
+    let record: Record = match serde_json::from_str(body?) {
+        Ok(record) => record,
+        Err(error) => {
+            tracing::warn!(%event, %error, "a streamed record cannot be read; reading the log");
+            return None;
+        }
+    };
+    (record.event == event).then_some(record)
 }
 
 /// Where a shard's reading has got to.
@@ -256,12 +271,19 @@ impl StreamReader {
                     _ => None,
                 });
             if let Some(event) = event {
+                let body = change
+                    .new_image()
+                    .and_then(|image| match image.get("body") {
+                        Some(AttributeValue::S(body)) => Some(body.as_str()),
+                        _ => None,
+                    });
                 touched.push(Touched {
                     event,
                     position: position.to_owned(),
                     created_at: change
                         .approximate_creation_date_time()
                         .and_then(|at| u64::try_from(at.to_millis().ok()?).ok()),
+                    record: record_of_image(event, body),
                 });
             }
         }

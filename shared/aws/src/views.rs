@@ -238,7 +238,7 @@ impl DynamoStore {
     /// them, parts and all, as it deletes the records). Directory entries
     /// never change; the entry is read here only if this instance has not
     /// read it yet (a projection has, just before).
-    async fn views_ttl(&self, event: EventId) -> StoreResult<Option<u64>> {
+    pub(crate) async fn views_ttl(&self, event: EventId) -> StoreResult<Option<u64>> {
         if let Some(ttl) = self.expiries.get(&event) {
             return Ok(Some(ttl));
         }

@@ -116,6 +116,7 @@ async fn setup(log: Option<Arc<dyn Log>>) -> Setup {
         directory: memory.clone(),
         log,
         views: memory,
+        states: None,
     };
     let trigger = Arc::new(LocalTrigger::new());
     let executor = Executor::new(store.clone(), trigger.clone(), Arc::new(SystemClock));

@@ -261,10 +261,10 @@ impl Vote {
     }
 
     fn decide(&self, state: &EventState, latest: Option<&Record>) -> Decision {
-        let Some(question) = state.visible_question(self.question) else {
+        if state.visible_question(self.question).is_none() {
             return Decision::Refuse(Refusal::NoSuchQuestion);
-        };
-        if question.voted_by(&self.voter) == self.up {
+        }
+        if state.voted_by(self.question, &self.voter) == self.up {
             return Decision::AlreadySo(latest.map(|r| r.id));
         }
         let (question, voter) = (self.question, self.voter);

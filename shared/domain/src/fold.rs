@@ -8,15 +8,18 @@
 //! corrupt input folds deterministically); a question's first ask is the
 //! one with the smallest record id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
 use crate::input::{AuthorName, QuestionText, Title};
 use crate::record::{is_vote, Record, RecordBody};
+use crate::toggles::Toggles;
 use crate::Millis;
 
 /// The latest value of a numbered sequence, with what decided it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latest<T> {
     pub n: u32,
     pub record: RecordId,
@@ -47,7 +50,7 @@ impl<T: Ord + Clone> Latest<T> {
 }
 
 /// The asked question as first recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asked {
     pub record: RecordId,
     /// Who asked: only they may repeat the ask as a retry.
@@ -56,8 +59,10 @@ pub struct Asked {
     pub author: Option<AuthorName>,
 }
 
-/// Everything known about one question.
-#[derive(Debug, Clone, Default)]
+/// Everything known about one question. Its voters' toggles are kept by
+/// the event ([`EventState::voted_by`]), in chunks by voter, so that the
+/// state of a question stays small however many vote for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuestionState {
     /// `None` while only votes or host changes for it have been seen (a vote
     /// can arrive before its question); such a question is not shown.
@@ -65,8 +70,6 @@ pub struct QuestionState {
     pub answered: Option<Latest<bool>>,
     pub hidden: Option<Latest<bool>>,
     pub correction: Option<Latest<QuestionText>>,
-    /// Each voter's highest toggle number on this question.
-    toggles: HashMap<VoterId, u32>,
     /// How many voters' highest toggle is odd (a vote, not a withdrawal).
     votes: u64,
 }
@@ -74,11 +77,6 @@ pub struct QuestionState {
 impl QuestionState {
     pub fn votes(&self) -> u64 {
         self.votes
-    }
-
-    /// Whether `voter` currently votes for the question.
-    pub fn voted_by(&self, voter: &VoterId) -> bool {
-        self.toggles.get(voter).is_some_and(|n| is_vote(*n))
     }
 
     pub fn is_answered(&self) -> bool {
@@ -97,17 +95,23 @@ impl QuestionState {
         }
     }
 
-    fn toggle(&mut self, voter: VoterId, n: u32) {
-        let previous = self.toggles.get(&voter).copied().unwrap_or(0);
-        if n <= previous {
-            return;
-        }
-        self.toggles.insert(voter, n);
+    /// Counts a voter's toggle raised from `previous` to `n`.
+    fn toggled(&mut self, previous: u32, n: u32) {
         match (is_vote(previous), is_vote(n)) {
             (false, true) => self.votes += 1,
             (true, false) => self.votes -= 1,
             _ => {}
         }
+    }
+
+    /// How many records of this question's own sequences the state
+    /// accounts for: its ask, and every numbered change up to the latest.
+    fn implied_records(&self) -> u64 {
+        let latest = |n: Option<u32>| u64::from(n.unwrap_or(0));
+        u64::from(self.asked.is_some())
+            + latest(self.answered.as_ref().map(|l| l.n))
+            + latest(self.hidden.as_ref().map(|l| l.n))
+            + latest(self.correction.as_ref().map(|l| l.n))
     }
 }
 
@@ -120,6 +124,8 @@ pub struct EventState {
     /// Open to new questions unless the latest open/close says otherwise.
     pub open: Option<Latest<bool>>,
     pub questions: BTreeMap<QuestionId, QuestionState>,
+    /// Each voter's highest toggle number on each question.
+    pub(crate) toggles: Toggles,
 }
 
 impl EventState {
@@ -129,6 +135,7 @@ impl EventState {
             created: None,
             open: None,
             questions: BTreeMap::new(),
+            toggles: Toggles::default(),
         }
     }
 
@@ -185,10 +192,10 @@ impl EventState {
                 }
             }
             RecordBody::Vote { question, voter, n } => {
-                self.questions
-                    .entry(*question)
-                    .or_default()
-                    .toggle(*voter, *n);
+                let q = self.questions.entry(*question).or_default();
+                if let Some(previous) = self.toggles.raise(*question, *voter, *n) {
+                    q.toggled(previous, *n);
+                }
             }
             RecordBody::Answered { question, n, value } => {
                 let q = self.questions.entry(*question).or_default();
@@ -204,6 +211,29 @@ impl EventState {
             }
             RecordBody::Open { n, value } => Latest::offer(&mut self.open, *n, id, value),
         }
+    }
+
+    /// Whether `voter` currently votes for `question`.
+    pub fn voted_by(&self, question: QuestionId, voter: &VoterId) -> bool {
+        is_vote(self.toggles.get(question, voter))
+    }
+
+    /// How many records the state accounts for. Every sequence is numbered
+    /// without gaps (the n-th change is only written once the (n−1)-th
+    /// exists, and no single record is ever deleted), so a state that
+    /// knows a sequence's latest n accounts for all n of its records: this
+    /// equals the number of distinct records folded in, once they are all
+    /// in, in whatever order they came. A projector that cannot keep a
+    /// cursor into the log (DynamoDB) counts its views' records this way.
+    pub fn implied_records(&self) -> u64 {
+        u64::from(self.created.is_some())
+            + u64::from(self.open.as_ref().map_or(0, |l| l.n))
+            + self
+                .questions
+                .values()
+                .map(QuestionState::implied_records)
+                .sum::<u64>()
+            + self.toggles.sum()
     }
 
     /// What the state knows of `question` (perhaps only votes).

@@ -110,6 +110,12 @@ impl VoterId {
         Self(id)
     }
 
+    /// The id's bytes (already a hash: spreading voters over chunks needs
+    /// no other).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Accepts a written voter id (from a record): exactly 20 lower-case hex
     /// characters, so a key built from it never contains a separator.
     pub fn parse(s: &str) -> Result<Self, MalformedId> {

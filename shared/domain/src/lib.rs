@@ -15,6 +15,8 @@ pub mod ids;
 pub mod input;
 pub mod record;
 pub mod secret;
+pub mod stored_state;
+pub mod toggles;
 pub mod view;
 
 /// Milliseconds since the Unix epoch, the unit of every time in the API.

@@ -7,6 +7,8 @@ use openfloor_domain::fold::EventState;
 use openfloor_domain::ids::{EventId, QuestionId, RecordId, VoterId};
 use openfloor_domain::input::{AuthorName, QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody};
+use openfloor_domain::stored_state::StoredHead;
+use openfloor_domain::toggles::ChunkEntries;
 use openfloor_domain::view::render;
 use proptest::prelude::*;
 use ulid::Ulid;
@@ -107,6 +109,202 @@ fn permuted_with_duplicates() -> impl Strategy<Value = (Vec<Record>, Vec<Record>
             (Just(records), Just(mixed).prop_shuffle())
         })
     })
+}
+
+/// A history as the service writes it: every sequence numbered from 1
+/// without gaps, each record once, in a shuffled order.
+fn gap_free_history() -> impl Strategy<Value = Vec<Record>> {
+    let question_plan = (any::<bool>(), 0u32..3, 0u32..3, 0u32..3);
+    (
+        any::<bool>(),
+        0u32..3,
+        prop::collection::vec(question_plan, 4),
+        prop::collection::vec(0u32..4, 20),
+    )
+        .prop_map(|(created, opens, questions, votes)| {
+            let mut bodies = Vec::new();
+            if created {
+                bodies.push(RecordBody::EventCreated {
+                    title: Title::parse("Town hall").unwrap(),
+                });
+            }
+            bodies.extend((1..=opens).map(|n| RecordBody::Open {
+                n,
+                value: n % 2 == 0,
+            }));
+            for (i, (asked, answered, hidden, corrected)) in questions.into_iter().enumerate() {
+                let question = question(i as u8);
+                if asked {
+                    bodies.push(RecordBody::QuestionAsked {
+                        question,
+                        asker: voter(9),
+                        text: QuestionText::parse("why?").unwrap(),
+                        author: None,
+                    });
+                }
+                let value = |n: u32| n % 2 == 1;
+                bodies.extend((1..=answered).map(|n| RecordBody::Answered {
+                    question,
+                    n,
+                    value: value(n),
+                }));
+                bodies.extend((1..=hidden).map(|n| RecordBody::Hidden {
+                    question,
+                    n,
+                    value: value(n),
+                }));
+                bodies.extend((1..=corrected).map(|n| RecordBody::TextCorrected {
+                    question,
+                    n,
+                    text: QuestionText::parse(&format!("why {n}?")).unwrap(),
+                }));
+            }
+            // Voter v's toggles on question v % 4.
+            for (v, m) in votes.into_iter().enumerate() {
+                bodies.extend((1..=m).map(|n| RecordBody::Vote {
+                    question: question(v as u8 % 4),
+                    voter: voter(v as u8),
+                    n,
+                }));
+            }
+            bodies
+                .into_iter()
+                .zip(0u64..)
+                .map(|(body, i)| Record {
+                    id: RecordId::from_ulid(Ulid::from_parts(1_700_000_000_000 + i, u128::from(i))),
+                    event: event(),
+                    client: None,
+                    body,
+                })
+                .collect()
+        })
+        .prop_shuffle()
+}
+
+/// A stand-in for durable storage of a projector's state: a head and
+/// toggle chunks, each stamped with the version that last wrote it.
+#[derive(Default)]
+struct StoredState {
+    version: u64,
+    head: Option<StoredHead>,
+    chunks: HashMap<usize, (u64, ChunkEntries)>,
+}
+
+impl StoredState {
+    /// Loads the state, reading only the chunks written since `kept`'s
+    /// version when `kept` has as many chunks.
+    fn load(&self, kept: Option<(EventState, u64)>) -> (EventState, u64) {
+        let Some(head) = self.head.clone() else {
+            return (EventState::new(event()), 0);
+        };
+        let same_layout =
+            |k: &(EventState, u64)| k.0.stored_head().toggle_chunks == head.toggle_chunks;
+        let since = kept.as_ref().filter(|k| same_layout(k)).map_or(0, |k| k.1);
+        let unstored = kept
+            .as_ref()
+            .filter(|k| same_layout(k))
+            .map(|k| k.0.unstored_toggle_chunks())
+            .unwrap_or_default();
+        let mut chunks: Vec<(usize, ChunkEntries)> = self
+            .chunks
+            .iter()
+            .filter(|(index, (written, _))| *written > since || unstored.contains(index))
+            .map(|(index, (_, entries))| (*index, entries.clone()))
+            .collect();
+        // A chunk changed here but never stored is empty in storage.
+        chunks.extend(
+            unstored
+                .iter()
+                .filter(|index| !self.chunks.contains_key(index))
+                .map(|&index| (index, ChunkEntries::new())),
+        );
+        let state = EventState::from_stored(head, chunks, kept.map(|k| k.0)).unwrap();
+        (state, self.version)
+    }
+
+    /// Stores `state`'s changes if it was loaded at the current version.
+    fn store(&mut self, state: &mut EventState, loaded_at: u64) -> bool {
+        if loaded_at != self.version {
+            return false;
+        }
+        let head = state.stored_head();
+        if self.head.as_ref().map(|h| h.toggle_chunks) != Some(head.toggle_chunks) {
+            self.chunks.clear();
+        }
+        self.version += 1;
+        for (index, entries) in state.changed_toggle_chunks() {
+            self.chunks.insert(index, (self.version, entries));
+        }
+        self.head = Some(head);
+        state.mark_stored();
+        true
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_gap_free_history_implies_exactly_its_record_count(records in gap_free_history()) {
+        let state = EventState::fold(event(), &records);
+        prop_assert_eq!(state.implied_records(), records.len() as u64);
+    }
+
+    /// Two projectors take turns at batches of a stream that redelivers and
+    /// reorders, each loading the stored state (only the chunks changed
+    /// since its own copy), applying its batch and storing it. Sometimes
+    /// the other one stores a batch in between: the first one's store is
+    /// then refused, and it loads again (keeping its copy, whose changed
+    /// chunks are read again) and applies again. The stored state
+    /// renders exactly the full fold, and counts every record.
+    #[test]
+    fn a_state_stored_between_batches_equals_the_full_fold(
+        records in gap_free_history(),
+        extra in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
+        cuts in prop::collection::vec(1usize..8, 1..20),
+        turns in prop::collection::vec(any::<(bool, bool, bool)>(), 20),
+    ) {
+        let mut delivered = records.clone();
+        if !records.is_empty() {
+            delivered.extend(extra.iter().map(|i| i.get(&records).clone()));
+        }
+        let mut batches = Vec::new();
+        let mut rest = delivered.as_slice();
+        for &cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, later) = rest.split_at(cut.min(rest.len()));
+            batches.push(batch);
+            rest = later;
+        }
+        let mut stored = StoredState::default();
+        let mut projectors: [Option<(EventState, u64)>; 2] = [None, None];
+        let mut batches = batches.into_iter().enumerate().peekable();
+        while let Some((turn, batch)) = batches.next() {
+            let (which, cold, raced) = turns[turn % turns.len()];
+            let mut interloper = if raced { batches.next() } else { None };
+            loop {
+                let kept = if cold { None } else { projectors[usize::from(which)].take() };
+                let (mut state, version) = stored.load(kept);
+                state.apply_all(batch);
+                if let Some((_, theirs)) = interloper.take() {
+                    let (mut other, at) = stored.load(projectors[usize::from(!which)].take());
+                    other.apply_all(theirs);
+                    prop_assert!(stored.store(&mut other, at));
+                    projectors[usize::from(!which)] = Some((other, at + 1));
+                }
+                if stored.store(&mut state, version) {
+                    projectors[usize::from(which)] = Some((state, version + 1));
+                    break;
+                }
+                projectors[usize::from(which)] = Some((state, version));
+            }
+        }
+        let (state, _) = stored.load(None);
+        prop_assert_eq!(render(&state), render(&EventState::fold(event(), &records)));
+        prop_assert_eq!(state.implied_records(), records.len() as u64);
+    }
 }
 
 proptest! {

@@ -7,6 +7,9 @@
 //! - [`Views`]: the rendered views and how many records they fold, written
 //!   with a guard so that a view never regresses.
 //! - [`Trigger`]: "event X has news", coalesced.
+//! - [`ProjectionStates`] (only where a projector's memory does not last,
+//!   as on Lambda): each event's folded state between projections, so a
+//!   projection reads only the records that are new.
 //!
 //! Backends: [`memory`] (tests) and [`sqlite`] (the embedded default). The
 //! DynamoDB/SQS backends implement the same traits.
@@ -14,6 +17,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use openfloor_domain::fold::EventState;
 use openfloor_domain::ids::{EventId, RecordId};
 use openfloor_domain::input::Title;
 use openfloor_domain::record::{Record, RecordKey, Sequence};
@@ -312,11 +316,47 @@ pub trait Views: Send + Sync {
     async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()>;
 }
 
-/// The three storage roles of one deployment, as the API and projector use
-/// them.
+/// Which stored version of an event's projection state a projector holds,
+/// and the names of the pieces it is stored in (the backend's business).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateStamp {
+    /// 0: nothing is stored yet.
+    pub version: u64,
+    pub pieces: Vec<String>,
+}
+
+/// An event's folded state, as loaded or stored at `stamp`.
+#[derive(Debug, Clone)]
+pub struct KeptState {
+    pub state: EventState,
+    pub stamp: StateStamp,
+}
+
+/// Each event's folded state, kept between projections in durable storage
+/// (DESIGN.md, "Incremental projection on AWS"). The state is the fold's
+/// own, so applying any records to it, again or in any order, is exact;
+/// the versions make concurrent projectors of one event take turns.
+#[async_trait]
+pub trait ProjectionStates: Send + Sync {
+    /// The stored state of `event` (an empty one if none is stored). With
+    /// `kept`, this projector's copy of an earlier version, only what
+    /// changed since is read; if `kept` is the stored version, nothing but
+    /// the version is.
+    async fn load(&self, event: EventId, kept: Option<KeptState>) -> StoreResult<KeptState>;
+    /// Stores what changed in `kept.state` as the version after
+    /// `kept.stamp`, and moves the stamp on. `Ok(false)`: another
+    /// projector stored that version first; load again, apply the records
+    /// again, and store again.
+    async fn store(&self, kept: &mut KeptState) -> StoreResult<bool>;
+}
+
+/// The storage roles of one deployment, as the API and projector use them.
 #[derive(Clone)]
 pub struct Store {
     pub directory: Arc<dyn Directory>,
     pub log: Arc<dyn Log>,
     pub views: Arc<dyn Views>,
+    /// Where projectors keep states between runs; `None` where they keep
+    /// them in memory and follow the log's commit order (SQLite, memory).
+    pub states: Option<Arc<dyn ProjectionStates>>,
 }

@@ -6,12 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use openfloor_domain::fold::EventState;
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::{Record, RecordKey, Sequence};
+use openfloor_domain::stored_state::StoredHead;
+use openfloor_domain::toggles::ChunkEntries;
 
 use crate::{
-    Appended, Directory, EventLog, EventMeta, Log, LogCursor, StoreError, StoreResult, StoredView,
-    Views,
+    Appended, Directory, EventLog, EventMeta, KeptState, Log, LogCursor, ProjectionStates,
+    StateStamp, StoreError, StoreResult, StoredView, Views,
 };
 
 #[derive(Default)]
@@ -46,6 +49,7 @@ impl MemoryStore {
             directory: m.clone(),
             log: m.clone(),
             views: m,
+            states: None,
         }
     }
 }
@@ -149,5 +153,113 @@ impl Views for MemoryStore {
     async fn replace(&self, event: EventId, view: Arc<StoredView>) -> StoreResult<()> {
         lock(&self.views).insert(event, view);
         Ok(())
+    }
+}
+
+/// Projection states in memory, stored piece by piece as a durable backend
+/// stores them (a head, and toggle chunks named by the version that wrote
+/// them): for testing the projector as it runs where its memory does not
+/// last.
+#[derive(Default)]
+pub struct MemoryStates {
+    states: Mutex<HashMap<EventId, StoredState>>,
+    /// How many toggle chunks were read by loads, for tests of what a
+    /// load reads.
+    chunks_read: std::sync::atomic::AtomicUsize,
+}
+
+struct StoredState {
+    version: u64,
+    head: StoredHead,
+    /// Per chunk index: its piece's name and entries.
+    chunks: Vec<(String, ChunkEntries)>,
+}
+
+impl MemoryStates {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Toggle chunks read by loads so far.
+    pub fn chunks_read(&self) -> usize {
+        self.chunks_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl ProjectionStates for MemoryStates {
+    async fn load(&self, event: EventId, kept: Option<KeptState>) -> StoreResult<KeptState> {
+        let states = lock(&self.states);
+        let Some(stored) = states.get(&event) else {
+            return Ok(KeptState {
+                state: EventState::new(event),
+                stamp: StateStamp::default(),
+            });
+        };
+        if let Some(kept) = kept.as_ref().filter(|k| k.stamp.version == stored.version) {
+            return Ok(kept.clone());
+        }
+        let known = kept
+            .as_ref()
+            .map(|k| k.stamp.pieces.clone())
+            .unwrap_or_default();
+        let unstored = kept
+            .as_ref()
+            .map(|k| k.state.unstored_toggle_chunks())
+            .unwrap_or_default();
+        let same_layout = known.len() == stored.chunks.len();
+        let read: Vec<(usize, ChunkEntries)> = stored
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(index, (name, _))| {
+                !same_layout || known[*index] != *name || unstored.contains(index)
+            })
+            .map(|(index, (_, entries))| (index, entries.clone()))
+            .collect();
+        self.chunks_read
+            .fetch_add(read.len(), std::sync::atomic::Ordering::Relaxed);
+        let state = EventState::from_stored(stored.head.clone(), read, kept.map(|k| k.state))
+            .map_err(|e| StoreError::corrupt_msg(format!("the state of event {event}: {e}")))?;
+        Ok(KeptState {
+            state,
+            stamp: StateStamp {
+                version: stored.version,
+                pieces: stored.chunks.iter().map(|(name, _)| name.clone()).collect(),
+            },
+        })
+    }
+
+    async fn store(&self, kept: &mut KeptState) -> StoreResult<bool> {
+        let event = kept.state.event;
+        let mut states = lock(&self.states);
+        let current = states.get(&event).map_or(0, |s| s.version);
+        if current != kept.stamp.version {
+            return Ok(false);
+        }
+        let version = current + 1;
+        let head = kept.state.stored_head();
+        let count = head.toggle_chunks as usize;
+        let mut chunks = match states.remove(&event) {
+            Some(stored) if stored.chunks.len() == count => stored.chunks,
+            _ => vec![(String::new(), ChunkEntries::new()); count],
+        };
+        for (index, entries) in kept.state.changed_toggle_chunks() {
+            chunks[index] = (format!("{version}-{index}"), entries);
+        }
+        kept.stamp = StateStamp {
+            version,
+            pieces: chunks.iter().map(|(name, _)| name.clone()).collect(),
+        };
+        kept.state.mark_stored();
+        states.insert(
+            event,
+            StoredState {
+                version,
+                head,
+                chunks,
+            },
+        );
+        Ok(true)
     }
 }

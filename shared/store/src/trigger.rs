@@ -24,6 +24,9 @@ pub struct Touched {
     /// When the stream got the change, in milliseconds (DynamoDB gives
     /// whole seconds), for the stream's age; `None` where unknown.
     pub created_at: Option<u64>,
+    /// The appended record, where the stream carries it (its new image):
+    /// then the projector applies it without reading the log.
+    pub record: Option<openfloor_domain::record::Record>,
 }
 
 /// What the projector can be asked to do, as queued on AWS (one JSON

@@ -34,6 +34,7 @@ pub fn fresh_settings(endpoint: &str) -> AwsSettings {
         records_table: format!("records-{suffix}"),
         views_table: format!("views-{suffix}"),
         queue_name: format!("projector-{suffix}"),
+        states_bucket: Some(format!("states-{suffix}")),
     }
 }
 

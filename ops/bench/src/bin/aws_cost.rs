@@ -1,6 +1,7 @@
-//! What DynamoDB reads and writes for openfloor's two hot paths, counted by
-//! the store's own meter (`openfloor_aws::meter`) against the AWS stand-in
-//! (moto's server): a projection, by the size of the event, and a vote.
+//! What DynamoDB (and S3) read and write for openfloor's two hot paths,
+//! counted by the store's own meter (`openfloor_aws::meter`) against the
+//! AWS stand-in (moto's server): a projection, by the size of the event,
+//! and a vote.
 //! Moto's consumed-capacity figures mean nothing; bytes and items are
 //! counted in the code and turned into units as DynamoDB bills them.
 //!
@@ -54,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             records_table: format!("cost-records-{suffix}"),
             views_table: format!("cost-views-{suffix}"),
             queue_name: format!("cost-queue-{suffix}"),
+            states_bucket: Some(format!("cost-states-{suffix}")),
         },
         Duration::from_secs(300),
     )
@@ -112,6 +114,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!("== one projection, by event size (4 shards; views stored each time)");
+    println!(
+        "   'whole log': told nothing (a sweep, or the event's first projection); \
+         'stream, warm/cold': fed 10 new votes as the records stream carries them, \
+         by the instance that projected before / by a fresh one (a Lambda after a freeze)"
+    );
     for &size in &args.sizes {
         let created = executor.create_event(event(4)).await?;
         let meta = created.meta;
@@ -151,23 +158,37 @@ async fn main() -> anyhow::Result<()> {
         let before = aws.meter.usage();
         projector.project(meta.id).await?;
         let first = aws.meter.usage() - before;
-        // Ten more votes, then the projection a guest waits for.
-        for n in 0..10 {
-            let command = Command::Vote(Vote {
-                question: questions[0],
-                voter: voter(1_000_000 + n),
-                up: true,
-            });
-            executor
-                .execute(&meta, &command, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        report(&format!("{size} records, whole log"), first);
+        // Ten more votes at a time, then the projection a guest waits for,
+        // fed those records as the stream's batch carries them.
+        for (label, cold, round) in [("warm", false, 0), ("cold", true, 1)] {
+            let votes: Vec<Record> = (0..10)
+                .map(|n| Record {
+                    id: RecordId::from_ulid(Ulid::new()),
+                    event: meta.id,
+                    client: None,
+                    body: RecordBody::Vote {
+                        question: questions[0],
+                        voter: voter(1_000_000 + round * 10 + n),
+                        n: 1,
+                    },
+                })
+                .collect();
+            store.log.append_batch(meta.log(), votes.clone()).await?;
+            let fresh;
+            let projecting = if cold {
+                fresh = Projector::new(store.clone());
+                &fresh
+            } else {
+                &projector
+            };
+            let before = aws.meter.usage();
+            projecting
+                .project_news(meta.id, Vec::new(), Some(votes))
+                .await?;
+            let next = aws.meter.usage() - before;
+            report(&format!("{size} records, stream, {label}"), next);
         }
-        let before = aws.meter.usage();
-        projector.project(meta.id).await?;
-        let next = aws.meter.usage() - before;
-        report(&format!("{size} records, first projection"), first);
-        report(&format!("{size} records, after 10 more votes"), next);
     }
     Ok(())
 }
@@ -178,8 +199,9 @@ fn voter(n: u64) -> VoterId {
 
 fn report(label: &str, usage: Usage) {
     println!(
-        "{label:<42} reads: {:>6} requests {:>7} items {:>11} bytes {:>9.1} RU   \
-         writes: {:>5} items {:>9} bytes {:>6} WU",
+        "{label:<34} DynamoDB reads: {:>4} requests {:>6} items {:>10} bytes {:>8.1} RU; \
+         writes: {:>3} items {:>8} bytes {:>5} WU | \
+         S3: {:>3} GETs {:>9} bytes, {:>3} PUTs {:>9} bytes",
         usage.read_requests,
         usage.items_read,
         usage.bytes_read,
@@ -187,6 +209,10 @@ fn report(label: &str, usage: Usage) {
         usage.items_written,
         usage.bytes_written,
         usage.write_units,
+        usage.object_reads,
+        usage.object_bytes_read,
+        usage.object_writes,
+        usage.object_bytes_written,
     );
 }
 

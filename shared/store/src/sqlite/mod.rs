@@ -99,6 +99,7 @@ impl SqliteStore {
             directory: Arc::new(self.clone()),
             log: Arc::new(self.clone()),
             views: Arc::new(self.clone()),
+            states: None,
         }
     }
 
