@@ -8,6 +8,7 @@ use std::sync::Arc;
 use openfloor_domain::ids::{EventId, QuestionId, VoterId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody, RecordKey, Sequence};
+use openfloor_projector::service::ProjectorService;
 use openfloor_projector::{project_records, Projector};
 use openfloor_store::memory::{MemoryStates, MemoryStore};
 use openfloor_store::sqlite::SqliteStore;
@@ -502,4 +503,33 @@ async fn without_a_stored_state_the_first_projection_starts_from_the_log() {
         .await
         .unwrap();
     assert_eq!(log.whole_reads.load(SeqCst), 1);
+}
+
+/// The AWS sweep is an audit: after projecting its sample from the whole
+/// log, it compares each event's views with a full recompute. A view that
+/// folds as many records as the log holds but says something else (damage,
+/// or a bug) is found and counted.
+#[tokio::test]
+async fn the_sweep_finds_views_that_differ_from_a_full_recompute() {
+    let store = MemoryStore::store();
+    let meta = event_with_history(&store, 30).await;
+    let service = ProjectorService::new(store.clone(), meta.region.clone());
+    let report = service.sweep().await.unwrap();
+    assert_eq!(
+        (report.changed, report.verified, report.differed),
+        (1, 1, 0)
+    );
+
+    let mut damaged = (*store.views.get(meta.id).await.unwrap().unwrap()).clone();
+    damaged.host = damaged.guest.clone();
+    store
+        .views
+        .replace(meta.id, Arc::new(damaged))
+        .await
+        .unwrap();
+    let report = service.sweep().await.unwrap();
+    assert_eq!(
+        (report.changed, report.verified, report.differed),
+        (0, 1, 1)
+    );
 }

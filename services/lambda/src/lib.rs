@@ -10,7 +10,9 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use openfloor_api::{AppState, SystemClock, VIEW_REUSE_BEHIND_A_CDN};
 use openfloor_aws::queue::TRACEPARENT;
-use openfloor_aws::stream::{event_of_partition, record_of_image, RecordsStreamTrigger};
+use openfloor_aws::stream::{
+    event_of_partition, record_of_image, RecordsStreamTrigger, StreamRereader,
+};
 use openfloor_aws::Aws;
 pub use openfloor_config::LambdaSettings;
 use openfloor_projector::service::{Incoming, ProjectorService};
@@ -91,7 +93,16 @@ pub fn api_state_on(aws: &Aws, cli: &LambdaSettings) -> AppState {
 /// The projector on AWS.
 pub async fn projector_service(cli: &LambdaSettings) -> ProjectorService {
     let aws = Aws::connect(cli.store.aws.settings()).await;
+    projector_service_on(&aws)
+}
+
+/// [`projector_service`] on an existing connection: it also takes the
+/// descriptions of stream batches its event source mapping gave up on (the
+/// mapping's failure destination is the projector's queue) and projects
+/// their changes again.
+pub fn projector_service_on(aws: &Aws) -> ProjectorService {
     ProjectorService::new(aws.store(), aws.settings.region.clone())
+        .rereading(Arc::new(StreamRereader::new(aws)))
 }
 
 /// Handles one SQS batch; the failed messages are reported so that only
@@ -179,13 +190,14 @@ pub async fn handle_stream_event(
                 tracing::warn!(%position, %pk, "stream change of no event; skipped");
                 return None;
             };
-            let body = match r.change.new_image.get("body") {
-                Some(serde_dynamo::AttributeValue::S(body)) => Some(body.as_str()),
+            let text = |name: &str| match r.change.new_image.get(name) {
+                Some(serde_dynamo::AttributeValue::S(text)) => Some(text.as_str()),
                 _ => None,
             };
             Some(Touched {
                 event,
-                record: record_of_image(event, body),
+                record: record_of_image(event, text("body")),
+                traceparent: text("trace").map(str::to_owned),
                 position,
                 created_at,
             })

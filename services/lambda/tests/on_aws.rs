@@ -316,3 +316,108 @@ proptest! {
         });
     }
 }
+
+/// A stream batch the event source mapping gave up on is described to the
+/// projector's queue (its failure destination, in the mapping's own
+/// format: `fixtures/dynamodb-stream-failure.json`). The projector Lambda,
+/// handed that message, reads the batch's changes again from the stream
+/// and projects them: the views catch up without waiting for a sweep.
+#[tokio::test]
+async fn a_given_up_stream_batch_is_read_again_and_projected() {
+    let Some(aws) = stand_in::fresh().await else {
+        return;
+    };
+    let store = aws.store();
+    let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
+        .region(&aws.settings.region)
+        .live_for(std::time::Duration::from_secs(3600))
+        .build();
+    store.directory.create(&meta).await.unwrap();
+    let records = history(&meta, &[(0, 1), (1, 2), (0, 3), (0, 1)]);
+    store
+        .log
+        .append_batch(meta.log(), records.clone())
+        .await
+        .unwrap();
+
+    // Where the batch is: the stream's one shard, first to last change.
+    let arn = aws
+        .dynamo
+        .describe_table()
+        .table_name(&aws.settings.records_table)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .unwrap()
+        .to_owned();
+    let shards = aws
+        .streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let shard = shards.stream_description().unwrap().shards()[0]
+        .shard_id()
+        .unwrap()
+        .to_owned();
+    let mut stream = StreamReader::from_start(&aws).await.unwrap();
+    let mut changes = Vec::new();
+    while changes.len() < records.len() {
+        changes.extend(stream.poll().await.unwrap());
+    }
+    let fixture = format!(
+        "{}/fixtures/dynamodb-stream-failure.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut notice: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let info = &mut notice["DDBStreamBatchInfo"];
+    info["shardId"] = json!(shard);
+    info["startSequenceNumber"] = json!(changes[0].position);
+    info["endSequenceNumber"] = json!(changes.last().unwrap().position);
+    info["streamArn"] = json!(arn);
+    let message = json!({"Records": [{
+        "messageId": "given-up-1",
+        "receiptHandle": "receipt",
+        "body": notice.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795330000000"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:openfloor-projector",
+        "awsRegion": "eu-west-1",
+    }]});
+
+    let service = openfloor_lambda::projector_service_on(&aws);
+    assert!(store.views.get(meta.id).await.unwrap().is_none());
+    let response = openfloor_lambda::handle_projector_event(&service, message)
+        .await
+        .unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    let stored = store.views.get(meta.id).await.unwrap().unwrap();
+    let logged = store.log.read_event(meta.log()).await.unwrap();
+    assert_eq!(
+        *stored,
+        project_records(meta.id, &logged, logged.len() as u64)
+    );
+
+    // A service that cannot read given-up batches (no stream) refuses the
+    // message, which the queue then retries and dead-letters.
+    let plain = ProjectorService::new(store.clone(), aws.settings.region.clone());
+    let message = json!({"Records": [{
+        "messageId": "given-up-2",
+        "body": notice.to_string(),
+        "attributes": {},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+    }]});
+    let response = openfloor_lambda::handle_projector_event(&plain, message)
+        .await
+        .unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "given-up-2"}]})
+    );
+}

@@ -12,6 +12,7 @@ use axum::http::{Request, StatusCode};
 use openfloor::poller::handle_received;
 use openfloor_api::{router, ApiConfig, AppState, SystemClock};
 use openfloor_aws::queue::{Command, Queue};
+use openfloor_aws::stream::StreamReader;
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::RecordBody;
 use openfloor_projector::service::ProjectorService;
@@ -330,6 +331,74 @@ async fn a_queued_command_carries_its_trace_to_the_projection() {
         [Some("1".into()), Some("0".into()), Some("0".into())],
         "the event's view was current"
     );
+}
+
+/// On AWS the records stream tells the projector: each record carries the
+/// trace context of the request that appended it, the stream's change
+/// carries the record, and the projection that shows it links back to that
+/// request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_carries_its_trace_through_the_records_stream_to_the_projection() {
+    let Some(aws) = openfloor_testing::aws::fresh().await else {
+        return;
+    };
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+
+    let store = aws.store();
+    let meta = openfloor_testing::fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
+        .region("eu-west-1")
+        .build();
+    store.directory.create(&meta).await.unwrap();
+    let created = openfloor_testing::fixtures::record(
+        meta.id,
+        ulid::Ulid::from_parts(meta.created_at, 1),
+        RecordBody::EventCreated {
+            title: meta.title.clone(),
+        },
+    );
+    let request = tracing::info_span!("request");
+    let sent = request.context().span().span_context().clone();
+    store
+        .log
+        .append(meta.log(), created)
+        .instrument(request)
+        .await
+        .unwrap();
+
+    let mut stream = StreamReader::from_start(&aws).await.unwrap();
+    let mut changes = Vec::new();
+    for _ in 0..10 {
+        changes.extend(stream.poll().await.unwrap());
+        if !changes.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(changes.len(), 1);
+    let expected = format!("00-{}-{}-01", sent.trace_id(), sent.span_id());
+    assert_eq!(changes[0].traceparent.as_deref(), Some(expected.as_str()));
+
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+    assert!(service.handle_touched(&changes).await.is_empty());
+    assert_eq!(store.views.get(meta.id).await.unwrap().unwrap().records, 1);
+    let spans = exporter.get_finished_spans().unwrap();
+    named(&spans, "projection")
+        .into_iter()
+        .find(|p| {
+            p.links
+                .iter()
+                .any(|l| l.span_context.span_id() == sent.span_id())
+        })
+        .expect("the projection links to the request that appended the record");
 }
 
 /// A 503 is logged once, as a warning that names its cause, and not again

@@ -82,6 +82,11 @@ struct RecordItem {
     body: String,
     /// The event's expiry, in seconds (see [`ttl`]).
     ttl: u64,
+    /// The trace context (W3C `traceparent`) of the request that appended
+    /// it, if it was traced: the records stream carries it to the
+    /// projection, whose span links back to the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<String>,
 }
 
 impl RecordItem {
@@ -101,6 +106,7 @@ impl RecordItem {
             id: record.id.to_string(),
             body,
             ttl: ttl(log.expires_at),
+            trace: openfloor_telemetry::current_traceparent(),
         })
     }
 

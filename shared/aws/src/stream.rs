@@ -14,7 +14,8 @@ use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIteratorType};
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::Record;
-use openfloor_store::{StoreError, StoreResult, Touched, Trigger};
+use openfloor_store::{StoreError, StoreResult, StreamBatches, Touched, Trigger};
+use serde::Deserialize;
 
 use crate::{sdk_error, Aws};
 
@@ -251,41 +252,10 @@ impl StreamReader {
         };
         let cursor = self.shards.get_mut(id).expect("listed above");
         for record in out.records() {
-            let Some(change) = record.dynamodb() else {
-                continue;
-            };
-            let Some(position) = change.sequence_number() else {
-                continue;
-            };
-            cursor.last = Some(position.to_owned());
-            // Records are written once; a removal is the TTL expiring an
-            // event, which needs no projection.
-            if record.event_name() != Some(&OperationType::Insert) {
-                continue;
+            if let Some(position) = record.dynamodb().and_then(|c| c.sequence_number()) {
+                cursor.last = Some(position.to_owned());
             }
-            let event = change
-                .keys()
-                .and_then(|keys| keys.get("pk"))
-                .and_then(|pk| match pk {
-                    AttributeValue::S(pk) => event_of_partition(pk),
-                    _ => None,
-                });
-            if let Some(event) = event {
-                let body = change
-                    .new_image()
-                    .and_then(|image| match image.get("body") {
-                        Some(AttributeValue::S(body)) => Some(body.as_str()),
-                        _ => None,
-                    });
-                touched.push(Touched {
-                    event,
-                    position: position.to_owned(),
-                    created_at: change
-                        .approximate_creation_date_time()
-                        .and_then(|at| u64::try_from(at.to_millis().ok()?).ok()),
-                    record: record_of_image(event, body),
-                });
-            }
+            touched.extend(touched_of(record));
         }
         cursor.iterator = out.next_shard_iterator().map(str::to_owned);
         if cursor.iterator.is_none() {
@@ -296,9 +266,164 @@ impl StreamReader {
     }
 }
 
+/// The appended record a stream change reports, if it is one: records are
+/// written once; a removal is the time to live expiring an event, which
+/// needs no projection.
+fn touched_of(record: &aws_sdk_dynamodbstreams::types::Record) -> Option<Touched> {
+    let change = record.dynamodb()?;
+    let position = change.sequence_number()?;
+    if record.event_name() != Some(&OperationType::Insert) {
+        return None;
+    }
+    let event = change
+        .keys()
+        .and_then(|keys| keys.get("pk"))
+        .and_then(|pk| match pk {
+            AttributeValue::S(pk) => event_of_partition(pk),
+            _ => None,
+        })?;
+    let text = |name: &str| match change.new_image()?.get(name) {
+        Some(AttributeValue::S(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    Some(Touched {
+        event,
+        position: position.to_owned(),
+        created_at: change
+            .approximate_creation_date_time()
+            .and_then(|at| u64::try_from(at.to_millis().ok()?).ok()),
+        record: record_of_image(event, text("body")),
+        traceparent: text("trace").map(str::to_owned),
+    })
+}
+
+/// What the records stream's event source mapping sends its failure
+/// destination (the projector's queue) when it gives up on a batch: where
+/// the batch is in the stream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FailedBatch {
+    #[serde(rename = "DDBStreamBatchInfo")]
+    pub batch: BatchInfo,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchInfo {
+    pub shard_id: String,
+    pub start_sequence_number: String,
+    pub end_sequence_number: String,
+    pub stream_arn: String,
+}
+
+/// Whether stream sequence number `a` comes after `b` (both are decimal
+/// numbers of up to 40 digits, written without leading zeros).
+fn after(a: &str, b: &str) -> bool {
+    (a.len(), a) > (b.len(), b)
+}
+
+/// GetRecords calls one re-read may make: a batch is at most 10,000
+/// changes (the mapping's largest), 1,000 a call; empty answers on the
+/// way count too.
+const REREAD_CALLS: usize = 64;
+
+/// Reads a given-up batch's changes again from the records stream.
+pub struct StreamRereader {
+    client: aws_sdk_dynamodbstreams::Client,
+}
+
+impl StreamRereader {
+    pub fn new(aws: &Aws) -> Self {
+        Self {
+            client: aws.streams.clone(),
+        }
+    }
+
+    async fn read(&self, batch: &BatchInfo) -> StoreResult<Vec<Touched>> {
+        let mut iterator = self
+            .client
+            .get_shard_iterator()
+            .stream_arn(&batch.stream_arn)
+            .shard_id(&batch.shard_id)
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .sequence_number(&batch.start_sequence_number)
+            .send()
+            .await
+            .map_err(|e| sdk_error("finding a given-up batch in the records stream", e))?
+            .shard_iterator()
+            .map(str::to_owned);
+        let mut touched = Vec::new();
+        for _ in 0..REREAD_CALLS {
+            let Some(current) = iterator.take() else {
+                return Ok(touched);
+            };
+            let out = self
+                .client
+                .get_records()
+                .shard_iterator(current)
+                .limit(MAX_RECORDS_PER_CALL)
+                .send()
+                .await
+                .map_err(|e| sdk_error("reading a given-up batch again", e))?;
+            for record in out.records() {
+                let Some(position) = record.dynamodb().and_then(|c| c.sequence_number()) else {
+                    continue;
+                };
+                if after(position, &batch.end_sequence_number) {
+                    return Ok(touched);
+                }
+                touched.extend(touched_of(record));
+                if position == batch.end_sequence_number {
+                    return Ok(touched);
+                }
+            }
+            iterator = out.next_shard_iterator().map(str::to_owned);
+        }
+        Err(StoreError::unavailable_msg(format!(
+            "the given-up batch of shard {} did not end within {REREAD_CALLS} reads",
+            batch.shard_id
+        )))
+    }
+}
+
+#[async_trait::async_trait]
+impl StreamBatches for StreamRereader {
+    async fn reread(&self, notice: &str) -> Option<StoreResult<Vec<Touched>>> {
+        let failed: FailedBatch = serde_json::from_str(notice).ok()?;
+        Some(self.read(&failed.batch).await)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(after("1000", "999"));
+        assert!(!after("999", "1000"));
+        assert!(!after(
+            "4421584500000000017450439091",
+            "4421584500000000017450439091"
+        ));
+        assert!(after(
+            "4421584500000000017450439092",
+            "4421584500000000017450439091"
+        ));
+    }
+
+    #[test]
+    fn a_given_up_batch_is_read_from_the_mappings_failure_record() {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../services/lambda/fixtures/dynamodb-stream-failure.json"
+        );
+        let notice = std::fs::read_to_string(fixture).unwrap();
+        let failed: FailedBatch = serde_json::from_str(&notice).unwrap();
+        assert_eq!(failed.batch.shard_id, "SHARD");
+        assert_eq!(failed.batch.start_sequence_number, "START");
+        assert_eq!(failed.batch.end_sequence_number, "END");
+        assert!(serde_json::from_str::<FailedBatch>(r#"{"command":"sweep"}"#).is_err());
+    }
 
     #[test]
     fn partition_keys_name_their_event() {

@@ -32,7 +32,9 @@ pub mod sqlite;
 pub mod trigger;
 
 pub use cause::cause_chain;
-pub use trigger::{Dirty, LocalTrigger, ProjectorCommand, Touched, Trigger, MAX_LINKS};
+pub use trigger::{
+    Dirty, LocalTrigger, ProjectorCommand, StreamBatches, Touched, Trigger, MAX_LINKS,
+};
 
 /// Any error a backend hands up as the cause of a [`StoreError`]
 /// (`rusqlite::Error`, `serde_json::Error`, an AWS SDK error, ...).

@@ -27,6 +27,21 @@ pub struct Touched {
     /// The appended record, where the stream carries it (its new image):
     /// then the projector applies it without reading the log.
     pub record: Option<openfloor_domain::record::Record>,
+    /// The trace context of the request that appended the record, where
+    /// the stream carries it: the projection links back to it.
+    pub traceparent: Option<String>,
+}
+
+/// Where to read again the changes of a stream batch that its consumer gave
+/// up on. On AWS, the records stream's event source mapping sends a
+/// description of such a batch (shard and sequence range) to its failure
+/// destination, the projector's queue; the stream still holds the changes
+/// (for 24 hours; the mapping gives up after at most one).
+#[async_trait::async_trait]
+pub trait StreamBatches: Send + Sync {
+    /// The changes `notice` describes; `None` if `notice` is not the
+    /// description of a given-up batch.
+    async fn reread(&self, notice: &str) -> Option<crate::StoreResult<Vec<Touched>>>;
 }
 
 /// What the projector can be asked to do, as queued on AWS (one JSON
