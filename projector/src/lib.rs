@@ -257,14 +257,16 @@ impl Projector {
                 self.advance_stored(&**states, log, folded.take(), new)
                     .await?,
             ),
-            None => self.advance(log, folded.take()).await?,
+            None => self.advance(log, folded.take()).await?.map(|(f, minted)| {
+                let read = minted.len() as u64;
+                (f, minted, read)
+            }),
         };
         let (view, minted, read, stored_here) = match advanced {
-            Some((f, minted)) => {
+            Some((f, minted, read)) => {
                 let view = stored_view(&f.state, f.records);
                 let stored_here = f.stored;
                 *folded = Some(f);
-                let read = minted.len() as u64;
                 (view, minted, read, stored_here)
             }
             None => {
@@ -330,7 +332,8 @@ impl Projector {
     }
 
     /// Brings the stored state up to date with `new` (the whole log when
-    /// `None`) and stores it, with when each applied record was minted.
+    /// `None`) and stores it; says when each record it may newly show was
+    /// minted, and how many records it applied.
     /// `kept` is this instance's copy, so that loading reads only what
     /// other projectors changed since.
     async fn advance_stored(
@@ -339,7 +342,7 @@ impl Projector {
         log: EventLog,
         kept: Option<Folded>,
         new: Option<Vec<Record>>,
-    ) -> StoreResult<(Folded, Vec<u64>)> {
+    ) -> StoreResult<(Folded, Vec<u64>, u64)> {
         let mut whole_log = new.is_none();
         let mut new = match new {
             Some(records) => records,
@@ -364,7 +367,15 @@ impl Projector {
             let records = loaded.state.implied_records();
             // Nothing new: nothing to store (a redelivered batch).
             if records == before || states.store(&mut loaded).await? {
-                let minted = new.iter().map(|r| r.id.timestamp_ms()).collect();
+                // When each record this projection may newly show was
+                // minted: the news; of a whole log, whatever is new in it
+                // is unknown here, and its newest record stands for it.
+                let minted = if whole_log {
+                    let newest = new.iter().map(|r| r.id.timestamp_ms()).max();
+                    newest.filter(|_| records > before).into_iter().collect()
+                } else {
+                    new.iter().map(|r| r.id.timestamp_ms()).collect()
+                };
                 let folded = Folded {
                     state: loaded.state,
                     cursor: LogCursor::default(),
@@ -373,7 +384,7 @@ impl Projector {
                     stored: stored_before,
                     touched: tokio::time::Instant::now(),
                 };
-                return Ok((folded, minted));
+                return Ok((folded, minted, new.len() as u64));
             }
             tracing::debug!("another projector stored the state first; applying again");
             // The next load reads what the other stored, and the chunks
