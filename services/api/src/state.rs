@@ -157,6 +157,25 @@ impl AppState {
         Ok(meta)
     }
 
+    /// The versions of the event's stored views, for a poll that may be
+    /// answered `304`: from the views this instance read within
+    /// [`ApiConfig::view_reuse`], else from the store, which reads them
+    /// without the views' bytes where it can.
+    pub async fn recent_versions(
+        &self,
+        event: EventId,
+    ) -> Result<Option<openfloor_store::ViewVersions>, ApiError> {
+        if let Some(view) = self
+            .inner
+            .views
+            .as_ref()
+            .and_then(|views| views.get(&event))
+        {
+            return Ok(view.map(|view| (&*view).into()));
+        }
+        Ok(self.store.views.recent_versions(event).await?)
+    }
+
     /// The event's stored views for a poll: as this instance read them
     /// within [`ApiConfig::view_reuse`], else as the store has them
     /// recently.

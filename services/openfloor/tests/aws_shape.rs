@@ -614,3 +614,85 @@ async fn an_event_of_two_thousand_long_questions_projects_serves_and_moves_on() 
         "the old parts are gone, the new in place"
     );
 }
+
+/// A poll that names the view it has (`If-None-Match`) is answered `304`
+/// from the views' versions item, a few hundred bytes, without reading the
+/// views (on DynamoDB a read is billed by the whole item: up to 390 KB for
+/// a head that holds both views). A changed view is read and sent whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_304_reads_only_the_views_versions() {
+    let Some(aws) = stand_in::fresh().await else {
+        return;
+    };
+    let store = aws.store();
+    let meta = event_with_records(&store, 0).await;
+    let text = QuestionText::parse(&"How large is a view? ".repeat(20)).unwrap();
+    let asks: Vec<Record> = (1..=20)
+        .map(|i| {
+            let body = RecordBody::QuestionAsked {
+                question: QuestionId::from_ulid(Ulid::new()),
+                asker: fixtures::voter_id(i),
+                text: text.clone(),
+                author: None,
+            };
+            record(&meta, i, body)
+        })
+        .collect();
+    store.log.append_batch(meta.log(), asks).await.unwrap();
+    openfloor_projector::Projector::new(store.clone())
+        .project(meta.id)
+        .await
+        .unwrap();
+    let api = serve(&aws).await;
+    let path = format!("/api/events/{}/questions", meta.id);
+
+    let before = aws.meter.usage();
+    let first = api.get(&path).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let full_read = aws.meter.usage() - before;
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+
+    let before = aws.meter.usage();
+    let again = api
+        .get(&path)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    let unchanged = aws.meter.usage() - before;
+    assert_eq!(unchanged.read_requests, 1, "{unchanged:?}");
+    let head = store.views.get(meta.id).await.unwrap().unwrap();
+    assert!(
+        unchanged.bytes_read < 300 && full_read.bytes_read > head.guest.json.len() as u64,
+        "a 304 read {} bytes, a 200 {} bytes",
+        unchanged.bytes_read,
+        full_read.bytes_read
+    );
+
+    // The view changes: the same poll gets the new view, whole.
+    let asked = record(
+        &meta,
+        1000,
+        RecordBody::QuestionAsked {
+            question: QuestionId::from_ulid(Ulid::new()),
+            asker: fixtures::voter_id(999),
+            text: QuestionText::parse("Has it changed?").unwrap(),
+            author: None,
+        },
+    );
+    store.log.append(meta.log(), asked).await.unwrap();
+    openfloor_projector::Projector::new(store.clone())
+        .project(meta.id)
+        .await
+        .unwrap();
+    let changed = api
+        .get(&path)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
+}

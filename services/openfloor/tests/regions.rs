@@ -346,8 +346,8 @@ async fn an_event_lives_in_one_region_and_anyone_anywhere_joins_it() {
         items_of(a, &a.records_table, &eid).await >= 4,
         "A holds the records"
     );
-    // Its views' head, and its projection state's item.
-    assert_eq!(items_of(a, &a.views_table, &eid).await, 2);
+    // Its views' head, their versions, and its projection state's item.
+    assert_eq!(items_of(a, &a.views_table, &eid).await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use futures::future::try_join_all;
 use openfloor_domain::ids::EventId;
 use openfloor_domain::view::RenderedView;
-use openfloor_store::{StoreError, StoreResult, StoredView, Views};
+use openfloor_store::{StoreError, StoreResult, StoredView, ViewVersions, Views};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo::{from_item, s, to_item, DynamoStore, MAX_ITEM_BYTES};
@@ -91,6 +91,27 @@ struct ViewItem {
     /// stored before this was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     projected_at: Option<u64>,
+}
+
+/// The views' versions, for polls that may be answered `304`: a few
+/// hundred bytes beside a head of up to 390 KB (DynamoDB bills a read by
+/// the whole item's size). Written before the head, with the same guard,
+/// so it is never older than the head.
+#[derive(Serialize, Deserialize)]
+struct VersionsItem {
+    /// The partition key: `{event}#versions`.
+    event: String,
+    records: u64,
+    guest_version: String,
+    host_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    projected_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
+}
+
+fn versions_key(event: EventId) -> String {
+    format!("{event}#versions")
 }
 
 /// One part of a large view.
@@ -190,7 +211,13 @@ impl DynamoStore {
         view: &StoredView,
         guarded: bool,
     ) -> StoreResult<bool> {
-        let (head, chunks) = layout(event, view, self.views_ttl(event).await?);
+        let ttl = self.views_ttl(event).await?;
+        if !self.put_versions(event, view, ttl, guarded).await? {
+            // A view folding more records is stored: so would the head's
+            // guard say.
+            return Ok(false);
+        }
+        let (head, chunks) = layout(event, view, ttl);
         try_join_all(chunks.iter().map(|chunk| self.put_part(chunk))).await?;
         let item = to_item(&head, || format!("encoding the views of event {event}"))?;
         self.meter.wrote(&item);
@@ -231,6 +258,51 @@ impl DynamoStore {
                 Ok(false)
             }
             Err(e) => Err(sdk_error(format!("storing the views of event {event}"), e)),
+        }
+    }
+
+    /// Stores the versions item of `view` (`guarded`: unless one of a view
+    /// folding more records is there); says whether it was stored.
+    async fn put_versions(
+        &self,
+        event: EventId,
+        view: &StoredView,
+        ttl: Option<u64>,
+        guarded: bool,
+    ) -> StoreResult<bool> {
+        let versions = VersionsItem {
+            event: versions_key(event),
+            records: view.records,
+            guest_version: view.guest.version.clone(),
+            host_version: view.host.version.clone(),
+            projected_at: (view.projected_at > 0).then_some(view.projected_at),
+            ttl,
+        };
+        let item = to_item(&versions, || {
+            format!("encoding the versions of event {event}")
+        })?;
+        self.meter.wrote(&item);
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.views_table)
+            .set_item(Some(item));
+        if guarded {
+            put = put
+                .condition_expression("attribute_not_exists(event) OR #records <= :records")
+                .expression_attribute_names("#records", "records")
+                .expression_attribute_values(
+                    ":records",
+                    AttributeValue::N(view.records.to_string()),
+                );
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_error(
+                format!("storing the view versions of event {event}"),
+                e,
+            )),
         }
     }
 
@@ -452,6 +524,40 @@ impl Views for DynamoStore {
     ))]
     async fn get_recent(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
         self.views_as_read(event, Consistency::Eventual).await
+    }
+
+    /// The versions item alone (eventually consistent, a few hundred
+    /// bytes); views stored before it was kept are read whole.
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.views_table, event = %event,
+    ))]
+    async fn recent_versions(&self, event: EventId) -> StoreResult<Option<ViewVersions>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.views_table)
+            .key("event", s(versions_key(event)))
+            .send()
+            .await
+            .map_err(|e| sdk_error(format!("reading the view versions of event {event}"), e))?;
+        self.meter.read(&out.item, Consistency::Eventual);
+        match out.item {
+            Some(item) => {
+                let versions: VersionsItem = from_item(item, || {
+                    format!("reading the view versions of event {event}")
+                })?;
+                Ok(Some(ViewVersions {
+                    records: versions.records,
+                    guest: versions.guest_version,
+                    host: versions.host_version,
+                    projected_at: versions.projected_at.unwrap_or(0),
+                }))
+            }
+            None => Ok(self
+                .views_as_read(event, Consistency::Eventual)
+                .await?
+                .map(|view| (&*view).into())),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(

@@ -296,6 +296,27 @@ impl PartialEq for StoredView {
 
 impl Eq for StoredView {}
 
+/// What a poll with `If-None-Match` needs of the stored views: their
+/// versions (entity tags) and when they were made, without their bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewVersions {
+    pub records: u64,
+    pub guest: String,
+    pub host: String,
+    pub projected_at: Millis,
+}
+
+impl From<&StoredView> for ViewVersions {
+    fn from(view: &StoredView) -> Self {
+        Self {
+            records: view.records,
+            guest: view.guest.version.clone(),
+            host: view.host.version.clone(),
+            projected_at: view.projected_at,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Views: Send + Sync {
     /// Stores `view` unless the stored one folds more records; says whether
@@ -312,6 +333,12 @@ pub trait Views: Send + Sync {
     /// are a second apart anyway. Never for the projector's own decisions.
     async fn get_recent(&self, event: EventId) -> StoreResult<Option<Arc<StoredView>>> {
         self.get(event).await
+    }
+    /// The recent views' versions alone, for a poll that may be answered
+    /// `304 Not Modified`: where views are large and billed by the byte
+    /// (DynamoDB), a small item of their own, never older than the views.
+    async fn recent_versions(&self, event: EventId) -> StoreResult<Option<ViewVersions>> {
+        Ok(self.get_recent(event).await?.map(|view| (&*view).into()))
     }
     /// Stores `view` whatever is stored: only for an operator's repair
     /// (`verify --repair`), when the stored view is known to be wrong.

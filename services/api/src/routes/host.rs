@@ -12,7 +12,7 @@ use openfloor_domain::secret::{HostSecret, SecretHash};
 use openfloor_store::EventMeta;
 use serde::Deserialize;
 
-use super::{bytes_response, serve_view, stored_view, RecordAccepted};
+use super::{bytes_response, not_modified, serve_view, stored_view, RecordAccepted};
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody, PresentedSecret, QuestionPath};
 use crate::state::AppState;
@@ -53,12 +53,19 @@ pub async fn host_view(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let meta = host_event(&app, eid, &secret).await?;
-    let view = stored_view(&app, &meta).await?;
-    let mut response = serve_view(&headers, &view.host, HOST_VIEW_CACHE_CONTROL);
+    let unchanged = not_modified(&app, &meta, &headers, |v| &v.host, HOST_VIEW_CACHE_CONTROL);
+    let (mut response, projected_at) = match unchanged.await? {
+        Some(unchanged) => unchanged,
+        None => {
+            let view = stored_view(&app, &meta).await?;
+            let response = serve_view(&headers, &view.host, HOST_VIEW_CACHE_CONTROL);
+            (response, view.projected_at)
+        }
+    };
     // How fresh the board is, by the server's clock (the host's may be off):
     // on 304s too, since the host polls with If-None-Match.
-    if view.projected_at > 0 {
-        let age = app.clock.now_ms().saturating_sub(view.projected_at);
+    if projected_at > 0 {
+        let age = app.clock.now_ms().saturating_sub(projected_at);
         response
             .headers_mut()
             .insert(VIEW_AGE_HEADER, HeaderValue::from(age));

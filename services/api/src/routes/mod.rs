@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::ClientHash;
 use openfloor_domain::view::{render_created, RenderedView};
-use openfloor_store::{EventMeta, StoredView};
+use openfloor_domain::Millis;
+use openfloor_store::{EventMeta, StoredView, ViewVersions};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -83,6 +84,39 @@ pub(crate) fn etag_matches(request_headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
         .any(|t| t == etag || t == "*")
+}
+
+/// A `304` for a poll whose `If-None-Match` names the current version of
+/// the view `pick` chooses, decided on the views' versions alone (on
+/// DynamoDB a small item, not the views' bytes), with when the views were
+/// made; `None` when the poll needs the view itself.
+pub(crate) async fn not_modified(
+    app: &AppState,
+    meta: &EventMeta,
+    request_headers: &HeaderMap,
+    pick: fn(&ViewVersions) -> &str,
+    cache_control: &'static str,
+) -> Result<Option<(Response, Millis)>, ApiError> {
+    if !request_headers.contains_key(header::IF_NONE_MATCH) {
+        return Ok(None);
+    }
+    let Some(versions) = app.recent_versions(meta.id).await? else {
+        return Ok(None);
+    };
+    let etag = format!("\"{}\"", pick(&versions));
+    if !etag_matches(request_headers, &etag) {
+        return Ok(None);
+    }
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    Ok(Some((response, versions.projected_at)))
 }
 
 /// Serves pre-rendered view bytes with an entity tag; `304` when the client

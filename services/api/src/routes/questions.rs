@@ -9,7 +9,7 @@ use openfloor_domain::ids::{QuestionId, VoterId};
 use openfloor_domain::input::{AuthorName, QuestionText};
 use serde::{Deserialize, Serialize};
 
-use super::{client_hash, serve_view, stored_view, RecordAccepted};
+use super::{client_hash, not_modified, serve_view, stored_view, RecordAccepted};
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody, Peer, QuestionPath, Voter};
 use crate::state::AppState;
@@ -105,6 +105,16 @@ pub async fn guest_view(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let meta = app.event(eid).await?;
+    let unchanged = not_modified(
+        &app,
+        &meta,
+        &headers,
+        |v| &v.guest,
+        GUEST_VIEW_CACHE_CONTROL,
+    );
+    if let Some((response, _)) = unchanged.await? {
+        return Ok(response);
+    }
     let view = stored_view(&app, &meta).await?;
     Ok(serve_view(&headers, &view.guest, GUEST_VIEW_CACHE_CONTROL))
 }
