@@ -356,9 +356,9 @@ impl Projector {
         for _ in 0..STORE_ATTEMPTS {
             let mut loaded = states.load(log.event, kept.take()).await?;
             // No state stored yet (an event older than its state, or one
-            // whose state an operator deleted): it starts from the whole
+            // whose state was deleted or lost): it starts from the whole
             // log, not from the news alone.
-            if loaded.stamp.version == 0 && !whole_log {
+            if loaded.stamp.pieces.is_empty() && !whole_log {
                 new.extend(self.store.log.read_event(log).await?);
                 whole_log = true;
             }

@@ -421,7 +421,15 @@ fn store_with_states() -> (Store, Arc<MemoryStore>, Arc<CountedLog>, Arc<MemoryS
 #[tokio::test]
 async fn stored_states_fed_the_new_records_alone_equal_a_full_recompute() {
     let (store, memory, log, states) = store_with_states();
-    let meta = event_with_history(&store, 600).await;
+    // The event's first projection, of its creation alone, stores its
+    // state; the rest of its history is then applied to stored versions.
+    let meta = event_with_history(&store, 0).await;
+    Projector::new(store.clone())
+        .project(meta.id)
+        .await
+        .unwrap();
+    let rest: Vec<Record> = history(meta.id, 600).split_off(1);
+    store.log.append_batch(meta.log(), rest).await.unwrap();
     let logged = Log::read_event(&*memory, meta.log()).await.unwrap();
     let full = project_records(meta.id, &logged, logged.len() as u64);
 
@@ -445,7 +453,7 @@ async fn stored_states_fed_the_new_records_alone_equal_a_full_recompute() {
             .unwrap();
     }
     assert_eq!(*store.views.get(meta.id).await.unwrap().unwrap(), full);
-    // Once, by the first projection: no state was stored before it.
+    // Once, by the first projection (no state was stored before it).
     assert_eq!(log.whole_reads.load(SeqCst), 1, "the log was read once");
 
     // A warm projector whose copy is the stored version reads no chunk,
@@ -511,7 +519,7 @@ async fn without_a_stored_state_the_first_projection_starts_from_the_log() {
 /// or a bug) is found and counted.
 #[tokio::test]
 async fn the_sweep_finds_views_that_differ_from_a_full_recompute() {
-    let store = MemoryStore::store();
+    let (store, ..) = store_with_states();
     let meta = event_with_history(&store, 30).await;
     let service = ProjectorService::new(store.clone(), meta.region.clone());
     let report = service.sweep().await.unwrap();
@@ -531,5 +539,82 @@ async fn the_sweep_finds_views_that_differ_from_a_full_recompute() {
     assert_eq!(
         (report.changed, report.verified, report.differed),
         (0, 1, 1)
+    );
+}
+
+/// Past a few thousand voters the stored state's toggles double into more
+/// chunks. Two warm projectors taking turns at batches of the stream, and
+/// a cold one now and then, still store views equal to a full recompute;
+/// a warm load reads only the chunks the other changed since its copy.
+#[tokio::test]
+async fn many_voters_chunked_state_stays_exact_and_loads_read_only_what_changed() {
+    let (store, memory, _, states) = store_with_states();
+    let meta = event_with_history(&store, 1).await;
+    Projector::new(store.clone())
+        .project(meta.id)
+        .await
+        .unwrap();
+    let questions: Vec<QuestionId> = (0..5)
+        .map(|i| QuestionId::from_ulid(Ulid::from_parts(1_700_000_000_500, i)))
+        .collect();
+    let mut votes = Vec::new();
+    for (i, voter) in (0..12_000u64).map(fixtures::voter_id).enumerate() {
+        let question = questions[i % questions.len()];
+        let at = |k: u64| Ulid::from_parts(1_700_000_001_000 + i as u64, u128::from(k));
+        let vote = |n| RecordBody::Vote { question, voter, n };
+        votes.push(fixtures::record(meta.id, at(0), vote(1)));
+        if i % 7 == 0 {
+            votes.push(fixtures::record(meta.id, at(1), vote(2)));
+        }
+    }
+    store
+        .log
+        .append_batch(meta.log(), votes.clone())
+        .await
+        .unwrap();
+
+    let projectors = [Projector::new(store.clone()), Projector::new(store.clone())];
+    for (i, batch) in votes.chunks(400).enumerate() {
+        let projector = if i % 9 == 8 {
+            &Projector::new(store.clone())
+        } else {
+            &projectors[i % 2]
+        };
+        projector
+            .project_news(meta.id, Vec::new(), Some(batch.to_vec()))
+            .await
+            .unwrap();
+    }
+    let logged = Log::read_event(&*memory, meta.log()).await.unwrap();
+    let full = project_records(meta.id, &logged, logged.len() as u64);
+    assert_eq!(*store.views.get(meta.id).await.unwrap().unwrap(), full);
+
+    // The state has several chunks now; a warm projector that missed one
+    // store by the other reads only the chunks that store changed.
+    let extra = |k: u64, v: u64| {
+        let body = RecordBody::Vote {
+            question: questions[0],
+            voter: fixtures::voter_id(v),
+            n: 1,
+        };
+        fixtures::record(meta.id, Ulid::from_parts(1_700_000_100_000 + k, 1), body)
+    };
+    projectors[0]
+        .project_news(meta.id, Vec::new(), Some(vec![extra(0, 50_000)]))
+        .await
+        .unwrap();
+    projectors[1]
+        .project_news(meta.id, Vec::new(), Some(vec![extra(1, 50_001)]))
+        .await
+        .unwrap();
+    let before = states.chunks_read();
+    projectors[0]
+        .project_news(meta.id, Vec::new(), Some(vec![extra(2, 50_002)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        states.chunks_read() - before,
+        1,
+        "one chunk changed by the other"
     );
 }

@@ -111,14 +111,12 @@ pub struct AwsArgs {
     pub queue_name: String,
 
     /// The S3 bucket where projectors keep each event's folded state
-    /// between runs, so that a projection reads only the new records.
-    #[arg(
-        long,
-        env = "OPENFLOOR_STATES_BUCKET",
-        default_value = "openfloor-states",
-        global = true
-    )]
-    pub states_bucket: String,
+    /// between runs, so that a projection reads only the new records (the
+    /// deployment's, from its template). None: projections fold the whole
+    /// log. No default: bucket names are global, and a guessed one could
+    /// be someone else's.
+    #[arg(long, env = "OPENFLOOR_STATES_BUCKET", global = true)]
+    pub states_bucket: Option<String>,
 
     /// Create missing tables and queues at start (development and tests).
     #[arg(long, env = "OPENFLOOR_CREATE_RESOURCES", global = true)]
@@ -134,7 +132,7 @@ impl AwsArgs {
             records_table: self.records_table.clone(),
             views_table: self.views_table.clone(),
             queue_name: self.queue_name.clone(),
-            states_bucket: Some(self.states_bucket.clone()),
+            states_bucket: self.states_bucket.clone().filter(|b| !b.is_empty()),
         }
     }
 }

@@ -146,6 +146,13 @@ pub async fn handle_projector_event(
     service: &ProjectorService,
     payload: Value,
 ) -> Result<Value, serde_json::Error> {
+    // A warm instance keeps the states of the events it projected (so a
+    // load reads only what changed); those idle for ten minutes go, as in
+    // the service binary's projector loop.
+    let evicted = service.projector.evict_idle();
+    if evicted > 0 {
+        tracing::debug!(evicted, "dropped idle event states");
+    }
     let source = payload
         .pointer("/Records/0/eventSource")
         .and_then(Value::as_str);

@@ -27,6 +27,9 @@ fn aws_flags(settings: &AwsSettings) -> Vec<String> {
     if let Some(endpoint) = &settings.endpoint_url {
         flags.push(format!("--aws-endpoint-url={endpoint}"));
     }
+    if let Some(bucket) = &settings.states_bucket {
+        flags.push(format!("--states-bucket={bucket}"));
+    }
     flags
 }
 

@@ -63,6 +63,11 @@ async fn two_regions(endpoint: &str) -> TwoRegions {
             format!("--records-table={}", these.records_table),
             format!("--views-table={}", these.views_table),
             format!("--queue-name={}", these.queue_name),
+            // Bucket names are global: one per region.
+            format!(
+                "--states-bucket={}-{region}",
+                these.states_bucket.as_deref().unwrap()
+            ),
             format!("--regions={A},{B}"),
             "--client-salt=two-regions".to_owned(),
         ];

@@ -15,7 +15,9 @@
 //! store), so a projector that loses the race never overwrites the
 //! winner's pieces. Pieces a new version no longer needs are deleted after
 //! the item has moved on; a projector reading the old version just then
-//! finds one missing and loads again.
+//! finds one missing (`NoSuchKey`: the projector may list the bucket, or S3
+//! would answer 403) and loads again. A piece missing from a version that
+//! stays current means the state is lost; it is then rebuilt from the log.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -161,14 +163,15 @@ impl DynamoStore {
         let Ok((client, bucket)) = self.bucket() else {
             return;
         };
-        let deleted = stream::iter(keys)
+        let deleted: Vec<_> = stream::iter(keys)
             .map(|key| client.delete_object().bucket(bucket).key(key).send())
             .buffer_unordered(CONCURRENT_PIECES)
-            .try_collect::<Vec<_>>()
+            .collect()
             .await;
-        if let Err(error) = deleted {
+        let failed = deleted.iter().filter(|d| d.is_err()).count();
+        if let Some(Err(error)) = deleted.into_iter().find(Result::is_err) {
             let error = aws_sdk_s3::error::DisplayErrorContext(&error);
-            tracing::warn!(%event, %error, "deleting replaced state pieces failed");
+            tracing::warn!(%event, failed, %error, "deleting replaced state pieces failed");
         }
     }
 
@@ -243,6 +246,7 @@ impl ProjectionStates for DynamoStore {
         backend = "s3", table = %self.views_table, event = %event,
     ))]
     async fn load(&self, event: EventId, kept: Option<KeptState>) -> StoreResult<KeptState> {
+        let mut missing_in: Option<u64> = None;
         for _ in 0..LOAD_ATTEMPTS {
             let Some(item) = self.read_state_item(event).await? else {
                 return Ok(KeptState {
@@ -250,8 +254,29 @@ impl ProjectionStates for DynamoStore {
                     stamp: StateStamp::default(),
                 });
             };
-            if let Some(kept) = kept.as_ref().filter(|k| k.stamp.version == item.version) {
-                return Ok(kept.clone());
+            // The very version this projector holds (the same pieces: a
+            // state rebuilt under the same number has other ones).
+            if kept.as_ref().is_some_and(|k| k.stamp == stamp_of(&item)) {
+                return Ok(kept.expect("checked just above"));
+            }
+            if missing_in == Some(item.version) {
+                // A piece of the current version is gone, and the version
+                // has not moved on: the stored state is lost (its pieces
+                // expired, or were deleted). It is rebuilt from the log: an
+                // empty state under the current version, with no pieces,
+                // which the projector folds the whole log into.
+                tracing::warn!(
+                    %event,
+                    version = item.version,
+                    "pieces of the current projection state are missing; rebuilding it from the log"
+                );
+                return Ok(KeptState {
+                    state: EventState::new(event),
+                    stamp: StateStamp {
+                        version: item.version,
+                        pieces: Vec::new(),
+                    },
+                });
             }
             match self.load_pieces(event, &item, kept.as_ref()).await {
                 Ok((head, chunks)) => {
@@ -266,7 +291,7 @@ impl ProjectionStates for DynamoStore {
                         stamp: stamp_of(&item),
                     });
                 }
-                Err(Missing::Replaced) => continue,
+                Err(Missing::Replaced) => missing_in = Some(item.version),
                 Err(Missing::Failed(error)) => return Err(error),
             }
         }
@@ -357,8 +382,16 @@ impl ProjectionStates for DynamoStore {
                 Ok(true)
             }
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                // Another projector's version is current; these pieces are
-                // nobody's.
+                // Either another projector's version is current, or this
+                // very put was applied and the SDK's retry of it (after a
+                // lost answer) found its own version there.
+                let current = self.read_state_item(event).await?;
+                if current.is_some_and(|c| c.head == store) {
+                    kept.stamp = stamp_of(&item);
+                    kept.state.mark_stored();
+                    return Ok(true);
+                }
+                // These pieces are nobody's.
                 self.delete_pieces(event, written).await;
                 Ok(false)
             }

@@ -347,6 +347,8 @@ pub trait Views: Send + Sync {
 
 /// Which stored version of an event's projection state a projector holds,
 /// and the names of the pieces it is stored in (the backend's business).
+/// No pieces: nothing is stored (version 0), or what was stored is lost;
+/// either way the state must be folded from the whole log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateStamp {
     /// 0: nothing is stored yet.

@@ -196,8 +196,12 @@ impl ProjectionStates for MemoryStates {
                 stamp: StateStamp::default(),
             });
         };
-        if let Some(kept) = kept.as_ref().filter(|k| k.stamp.version == stored.version) {
-            return Ok(kept.clone());
+        let pieces: Vec<String> = stored.chunks.iter().map(|(name, _)| name.clone()).collect();
+        if kept
+            .as_ref()
+            .is_some_and(|k| k.stamp.version == stored.version && k.stamp.pieces == pieces)
+        {
+            return Ok(kept.expect("checked just above"));
         }
         let known = kept
             .as_ref()

@@ -23,6 +23,7 @@ use openfloor_domain::ids::RecordId;
 use openfloor_domain::ids::{QuestionId, VoterId};
 use openfloor_domain::input::{QuestionText, Title};
 use openfloor_domain::record::{Record, RecordBody};
+use openfloor_projector::service::ProjectorService;
 use openfloor_projector::Projector;
 use openfloor_store::LocalTrigger;
 use ulid::Ulid;
@@ -189,7 +190,30 @@ async fn main() -> anyhow::Result<()> {
             let next = aws.meter.usage() - before;
             report(&format!("{size} records, stream, {label}"), next);
         }
+        // The views serve, as a poll reads them, and exactly what a full
+        // recompute of the log gives.
+        let served = store
+            .views
+            .get_recent(meta.id)
+            .await?
+            .context("no views stored")?;
+        let logged = store.log.read_event(meta.log()).await?;
+        let full = openfloor_projector::project_records(meta.id, &logged, logged.len() as u64);
+        anyhow::ensure!(*served == full, "the views differ from a full recompute");
+        println!(
+            "{size} records: views served ({} B guest, {} B host), equal to a full recompute",
+            served.guest.json.len(),
+            served.host.json.len()
+        );
     }
+    // The sweep (an audit of a sample) runs over every event above.
+    let service = ProjectorService::new(store.clone(), "eu-west-1".into());
+    let report = service.sweep().await?;
+    println!("sweep over these events: {report:?}");
+    anyhow::ensure!(
+        report.failed == 0 && report.differed == 0,
+        "the sweep failed"
+    );
     Ok(())
 }
 

@@ -84,7 +84,7 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
             records_table: String::new(),
             views_table: String::new(),
             queue_name: String::new(),
-            states_bucket: String::new(),
+            states_bucket: None,
             create_resources: false,
         },
     };
