@@ -153,6 +153,16 @@ fn a_vote_through_the_api_handler_reaches_the_view_by_the_records_stream_alone()
     });
 }
 
+/// A live event of the stand-in's region, in its directory.
+async fn live_event(aws: &Aws) -> EventMeta {
+    let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
+        .region(&aws.settings.region)
+        .live_for(std::time::Duration::from_secs(3600))
+        .build();
+    aws.store().directory.create(&meta).await.unwrap();
+    meta
+}
+
 /// A history as the service writes it: the event, four questions, and each
 /// (question, voter) pair's toggles numbered 1, 2, … in the order given.
 fn history(event: &EventMeta, toggles: &[(u8, u8)]) -> Vec<Record> {
@@ -241,11 +251,7 @@ proptest! {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let Some(aws) = stand_in::fresh().await else { return };
             let store = aws.store();
-            let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
-                .region(&aws.settings.region)
-                .live_for(std::time::Duration::from_secs(3600))
-                .build();
-            store.directory.create(&meta).await.unwrap();
+            let meta = live_event(&aws).await;
             let records = history(&meta, &toggles);
             // The event's first projection (of its creation alone) stores
             // its state; everything after is applied to stored versions.
@@ -332,11 +338,7 @@ async fn a_given_up_stream_batch_is_read_again_and_projected() {
         return;
     };
     let store = aws.store();
-    let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
-        .region(&aws.settings.region)
-        .live_for(std::time::Duration::from_secs(3600))
-        .build();
-    store.directory.create(&meta).await.unwrap();
+    let meta = live_event(&aws).await;
     let records = history(&meta, &[(0, 1), (1, 2), (0, 3), (0, 1)]);
     // Its creation is projected (a state is stored), the rest is not: the
     // stream's batch of it was given up on.

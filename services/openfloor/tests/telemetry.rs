@@ -14,7 +14,7 @@ use openfloor_api::{router, ApiConfig, AppState, SystemClock};
 use openfloor_aws::queue::{Command, Queue};
 use openfloor_aws::stream::StreamReader;
 use openfloor_domain::ids::EventId;
-use openfloor_domain::record::RecordBody;
+use openfloor_domain::record::{Record, RecordBody};
 use openfloor_projector::service::ProjectorService;
 use openfloor_projector::Projector;
 use openfloor_store::memory::MemoryStore;
@@ -76,6 +76,39 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
 
 fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
     spans.iter().filter(|s| s.name == name).collect()
+}
+
+/// Spans to memory, for this thread, with W3C trace context propagation.
+fn traced_to_memory() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let guard = tracing::subscriber::set_default(subscriber);
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    (exporter, guard)
+}
+
+/// A live event of eu-west-1 in `store`'s directory, and its creation
+/// record (not appended yet).
+async fn event_to_create(store: &openfloor_store::Store) -> (openfloor_store::EventMeta, Record) {
+    let meta = openfloor_testing::fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
+        .region("eu-west-1")
+        .build();
+    store.directory.create(&meta).await.unwrap();
+    let created = openfloor_testing::fixtures::record(
+        meta.id,
+        ulid::Ulid::from_parts(meta.created_at, 1),
+        RecordBody::EventCreated {
+            title: meta.title.clone(),
+        },
+    );
+    (meta, created)
 }
 
 #[tokio::test]
@@ -252,30 +285,9 @@ async fn a_queued_command_carries_its_trace_to_the_projection() {
     let Some(aws) = openfloor_testing::aws::fresh().await else {
         return;
     };
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("info"))
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
-
+    let (exporter, _guard) = traced_to_memory();
     let store = aws.store();
-    let meta = openfloor_testing::fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
-        .region("eu-west-1")
-        .build();
-    store.directory.create(&meta).await.unwrap();
-    let created = openfloor_testing::fixtures::record(
-        meta.id,
-        ulid::Ulid::from_parts(meta.created_at, 1),
-        RecordBody::EventCreated {
-            title: meta.title.clone(),
-        },
-    );
+    let (meta, created) = event_to_create(&store).await;
     store.log.append(meta.log(), created).await.unwrap();
     let queue = Queue::open(aws.sqs.clone(), &aws.settings.queue_name)
         .await
@@ -342,30 +354,9 @@ async fn a_record_carries_its_trace_through_the_records_stream_to_the_projection
     let Some(aws) = openfloor_testing::aws::fresh().await else {
         return;
     };
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("info"))
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
-
+    let (exporter, _guard) = traced_to_memory();
     let store = aws.store();
-    let meta = openfloor_testing::fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
-        .region("eu-west-1")
-        .build();
-    store.directory.create(&meta).await.unwrap();
-    let created = openfloor_testing::fixtures::record(
-        meta.id,
-        ulid::Ulid::from_parts(meta.created_at, 1),
-        RecordBody::EventCreated {
-            title: meta.title.clone(),
-        },
-    );
+    let (meta, created) = event_to_create(&store).await;
     let request = tracing::info_span!("request");
     let sent = request.context().span().span_context().clone();
     store

@@ -201,6 +201,17 @@ fn layout(event: EventId, view: &StoredView, ttl: Option<u64>) -> (ViewItem, Vec
     (head, chunks)
 }
 
+/// `put` on the views' guard: only if no stored item (a head, or the
+/// versions) says it folds more records than `records`.
+fn never_regressing(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    records: u64,
+) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    put.condition_expression("attribute_not_exists(event) OR #records <= :records")
+        .expression_attribute_names("#records", "records")
+        .expression_attribute_values(":records", AttributeValue::N(records.to_string()))
+}
+
 impl DynamoStore {
     /// Stores `view`: parts first, then the head (`guarded`: only if no
     /// stored view folds more records), then the replaced head's parts go.
@@ -228,13 +239,7 @@ impl DynamoStore {
             .set_item(Some(item))
             .return_values(ReturnValue::AllOld);
         if guarded {
-            put = put
-                .condition_expression("attribute_not_exists(event) OR #records <= :records")
-                .expression_attribute_names("#records", "records")
-                .expression_attribute_values(
-                    ":records",
-                    AttributeValue::N(view.records.to_string()),
-                );
+            put = never_regressing(put, view.records);
         }
         match put.send().await {
             Ok(out) => {
@@ -288,13 +293,7 @@ impl DynamoStore {
             .table_name(&self.views_table)
             .set_item(Some(item));
         if guarded {
-            put = put
-                .condition_expression("attribute_not_exists(event) OR #records <= :records")
-                .expression_attribute_names("#records", "records")
-                .expression_attribute_values(
-                    ":records",
-                    AttributeValue::N(view.records.to_string()),
-                );
+            put = never_regressing(put, view.records);
         }
         match put.send().await {
             Ok(_) => Ok(true),
