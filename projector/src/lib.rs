@@ -63,6 +63,7 @@ fn stored_view(state: &EventState, records: u64) -> StoredView {
         guest: views.guest,
         host: views.host,
         projected_at: 0,
+        questions: state.asked_questions().count() as u64,
     }
 }
 

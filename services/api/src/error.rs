@@ -59,9 +59,12 @@ pub enum ApiError {
     /// The client did not send the body it announced in time.
     #[error("the request body did not arrive in time")]
     BodyTimeout,
-    /// Too many requests from one voter; the seconds to wait.
+    /// Too many requests from one voter or address; the seconds to wait.
     #[error("too many requests; try again in {0} s")]
     RateLimited(u64),
+    /// The event has as many questions as an event may have.
+    #[error("this event has reached its limit of {0} questions")]
+    QuestionLimit(u64),
     /// The event lives in another region that this deployment has no URL
     /// for: it is not served here (that would split its counts), and the
     /// client cannot be sent on. An operator must configure the region.
@@ -113,6 +116,7 @@ impl ApiError {
             }
             ApiError::CrossSite => (StatusCode::FORBIDDEN, "cross_site"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::QuestionLimit(_) => (StatusCode::CONFLICT, "question_limit"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::HomedElsewhere { .. } => (StatusCode::SERVICE_UNAVAILABLE, "homed_elsewhere"),
             ApiError::NotHereYet => (StatusCode::SERVICE_UNAVAILABLE, "not_here_yet"),

@@ -175,20 +175,3 @@ impl<S: Send + Sync> FromRequestParts<S> for Voter {
             .ok_or_else(|| ApiError::internal("the voter middleware did not run on this route"))
     }
 }
-
-/// The connection's remote address, where the server recorded one (the
-/// local server does; a Lambda or an in-process test does not).
-pub struct Peer(pub Option<std::net::SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0),
-        ))
-    }
-}

@@ -2,6 +2,7 @@
 //! builds it; the local server, the tests and the Lambda entry point all
 //! call it, so they cannot drift apart.
 
+pub mod client_address;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -26,11 +27,13 @@ use tower_http::request_id::{
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+pub use client_address::ClientAddressSource;
 pub use error::ApiError;
+pub use limits::Quotas;
 pub use openfloor_domain::clock::{Clock, SystemClock};
 pub use regions::Regions;
 pub use serve::{serve, serve_with, ConnectionLimits};
-pub use state::{ApiConfig, AppState, VIEW_REUSE_BEHIND_A_CDN};
+pub use state::{ApiConfig, AppState, CacheSizes, VIEW_REUSE_BEHIND_A_CDN};
 
 use routes::{client, events, host, questions};
 

@@ -10,7 +10,9 @@ use openfloor_domain::clock::Clock;
 use openfloor_domain::ids::EventId;
 use openfloor_store::{EventMeta, Store, StoredView, Trigger};
 
+use crate::client_address::ClientAddressSource;
 use crate::error::ApiError;
+use crate::limits::{Quotas, RateLimits};
 use crate::regions::Regions;
 
 /// Settings of the API, fixed at start.
@@ -25,9 +27,18 @@ pub struct ApiConfig {
     pub shards: u16,
     /// Salt for hashing client addresses into records.
     pub client_salt: Vec<u8>,
-    /// Take the client address from `X-Forwarded-For` (behind a proxy or
-    /// CDN that sets it); otherwise from the connection.
-    pub trust_forwarded_for: bool,
+    /// Where clients' addresses come from (the connection, or the proxies
+    /// in front).
+    pub client_address: ClientAddressSource,
+    /// How much one client may do.
+    pub quotas: Quotas,
+    /// How many questions one event may be asked: its host view, its
+    /// stored state and its projections stay bounded. Checked against the
+    /// projected count, so a burst may pass it by the questions of the
+    /// last moment (the projector's lag).
+    pub max_questions: u64,
+    /// How much this instance keeps in memory.
+    pub caches: CacheSizes,
     /// Served over HTTPS only (behind a CDN or API gateway): the voter
     /// cookie is `Secure` and named with the `__Host-` prefix. From the
     /// configuration alone, never from a client's `X-Forwarded-Proto`.
@@ -43,11 +54,33 @@ pub struct ApiConfig {
 /// the CDN would serve.
 pub const VIEW_REUSE_BEHIND_A_CDN: Duration = Duration::from_secs(1);
 
-/// Events whose directory entries an instance keeps (each a few hundred
-/// bytes); beyond it, the least used are read again when asked for.
-const KEPT_EVENTS: u64 = 100_000;
-/// Events whose views an instance keeps for [`ApiConfig::view_reuse`].
-const KEPT_VIEWS: u64 = 10_000;
+/// [`ApiConfig::max_questions`] unless configured: ten times what a very
+/// busy town hall is asked.
+pub const DEFAULT_MAX_QUESTIONS: u64 = 5_000;
+
+/// How many entries the API's caches keep. Beyond them the least used
+/// are dropped, and read again from the store when asked for: memory stays
+/// bounded however many events or voters a flood makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Events whose directory entries are kept (a few hundred bytes each).
+    pub events: u64,
+    /// Bytes of views kept for [`ApiConfig::view_reuse`].
+    pub view_bytes: u64,
+    /// Voters remembered per address for the new-voter limit (about 100
+    /// bytes each).
+    pub voters: u64,
+}
+
+impl Default for CacheSizes {
+    fn default() -> Self {
+        Self {
+            events: 10_000,
+            view_bytes: 128 * 1024 * 1024,
+            voters: 100_000,
+        }
+    }
+}
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -56,7 +89,10 @@ impl Default for ApiConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             shards: 1,
             client_salt: b"openfloor".to_vec(),
-            trust_forwarded_for: false,
+            client_address: ClientAddressSource::default(),
+            quotas: Quotas::default(),
+            max_questions: DEFAULT_MAX_QUESTIONS,
+            caches: CacheSizes::default(),
             secure_cookies: false,
             view_reuse: Duration::ZERO,
         }
@@ -75,7 +111,7 @@ pub struct AppState {
 }
 
 struct Shared {
-    limits: crate::limits::RateLimits,
+    limits: RateLimits,
     /// Directory entries are written once, so a found one can be kept.
     /// (Misses are not kept: on AWS a new event may not have replicated yet.)
     events: Cache<EventId, Arc<EventMeta>>,
@@ -97,11 +133,17 @@ impl AppState {
             executor: Arc::new(Executor::new(store.clone(), trigger, clock.clone())),
             store,
             inner: Arc::new(Shared {
-                limits: crate::limits::RateLimits::default(),
-                events: Cache::new(KEPT_EVENTS),
+                limits: RateLimits::new(config.quotas, config.caches.voters),
+                events: Cache::new(config.caches.events),
                 views: (!config.view_reuse.is_zero()).then(|| {
                     Cache::builder()
-                        .max_capacity(KEPT_VIEWS)
+                        .max_capacity(config.caches.view_bytes)
+                        .weigher(|_, view: &Option<Arc<StoredView>>| {
+                            let bytes = view
+                                .as_ref()
+                                .map_or(0, |v| v.guest.json.len() + v.host.json.len());
+                            u32::try_from(bytes).unwrap_or(u32::MAX)
+                        })
                         .time_to_live(config.view_reuse)
                         .build()
                 }),
@@ -130,7 +172,7 @@ impl AppState {
         self.executor.mint()
     }
 
-    pub fn limits(&self) -> &crate::limits::RateLimits {
+    pub fn limits(&self) -> &RateLimits {
         &self.inner.limits
     }
 

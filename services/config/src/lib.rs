@@ -208,11 +208,55 @@ pub struct ServeArgs {
     )]
     pub retention_days: u32,
 
-    /// Take client addresses (hashed for abuse audits) from the proxy in
-    /// front: CloudFront-Viewer-Address, else the last X-Forwarded-For entry
-    /// (the one the nearest proxy added); only behind a proxy that sets them.
-    #[arg(long, env = "OPENFLOOR_TRUST_FORWARDED_FOR")]
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of the service append to X-Forwarded-For.
+    /// Client addresses (for the per-address limits, and hashed for abuse
+    /// audits) are then counted that many entries from its right end, never
+    /// taken from its client-written left. 0: the connection's address.
+    /// Only right when every request passes through all of them.
+    #[arg(
+        long,
+        env = "OPENFLOOR_TRUSTED_PROXIES",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(0..=8)
+    )]
+    pub trusted_proxies: u8,
+
+    /// Apply the per-address rate limits (events, questions, new voters and
+    /// votes per client address). Switch off (`false`) only where all
+    /// requests come from one trusted address, as in a load test.
+    #[arg(
+        long,
+        env = "OPENFLOOR_LIMIT_BY_ADDRESS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub limit_by_address: bool,
+
+    /// How many questions one event may be asked; beyond it asks get
+    /// `409 question_limit` (hosts see every question, and a flood must
+    /// not grow an event without bound).
+    #[arg(
+        long,
+        env = "OPENFLOOR_MAX_QUESTIONS",
+        default_value_t = openfloor_api::state::DEFAULT_MAX_QUESTIONS
+    )]
+    pub max_questions: u64,
+
+    /// Events whose directory entries the API keeps in memory (a few
+    /// hundred bytes each); others are read from the store when asked for.
+    #[arg(long, env = "OPENFLOOR_CACHED_EVENTS", default_value_t = 10_000)]
+    pub cached_events: u64,
+
+    /// Mebibytes of views kept in memory (the embedded store's copy of its
+    /// views table; on AWS, views reused for a second). The least polled
+    /// are dropped beyond it and read from the store when polled again.
+    #[arg(long, env = "OPENFLOOR_VIEW_CACHE_MIB", default_value_t = 128)]
+    pub view_cache_mib: u64,
+
+    /// Voters remembered per client address for the new-voter limit (about
+    /// 100 bytes each).
+    #[arg(long, env = "OPENFLOOR_CACHED_VOTERS", default_value_t = 100_000)]
+    pub cached_voters: u64,
 
     /// Served over HTTPS only: the voter cookie is `Secure` and named
     /// `__Host-openfloor_voter`. Never inferred from a client's header.
@@ -275,6 +319,11 @@ impl ServeArgs {
         }
     }
 
+    /// [`ServeArgs::view_cache_mib`] in bytes.
+    pub fn view_cache_bytes(&self) -> u64 {
+        self.view_cache_mib.saturating_mul(1024 * 1024)
+    }
+
     /// What one connection may take of the server.
     pub fn connection_limits(&self) -> openfloor_api::ConnectionLimits {
         openfloor_api::ConnectionLimits {
@@ -322,7 +371,20 @@ impl ServeArgs {
             retention: std::time::Duration::from_secs(u64::from(self.retention_days) * 24 * 3600),
             shards,
             client_salt,
-            trust_forwarded_for: self.trust_forwarded_for,
+            client_address: openfloor_api::ClientAddressSource {
+                trusted_proxies: self.trusted_proxies,
+                cloudfront_viewer_address: false,
+            },
+            quotas: openfloor_api::Quotas {
+                by_address: self.limit_by_address,
+                ..openfloor_api::Quotas::default()
+            },
+            max_questions: self.max_questions,
+            caches: openfloor_api::CacheSizes {
+                events: self.cached_events,
+                view_bytes: self.view_cache_bytes(),
+                voters: self.cached_voters,
+            },
             secure_cookies: self.secure_cookies,
             view_reuse: std::time::Duration::ZERO,
         }

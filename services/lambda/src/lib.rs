@@ -76,9 +76,10 @@ pub fn api_state_on(aws: &Aws, cli: &LambdaSettings) -> AppState {
     let mut config = cli
         .serve
         .api_config(aws.settings.region.clone(), cli.serve.shards, salt);
-    // Behind CloudFront and API Gateway: the client's address is what they
-    // report (CloudFront-Viewer-Address, else the last X-Forwarded-For).
-    config.trust_forwarded_for = true;
+    // Behind CloudFront: the client's address is the one CloudFront
+    // reports, else the X-Forwarded-For entry the trusted proxies say
+    // (OPENFLOOR_TRUSTED_PROXIES; the stack sets two).
+    config.client_address.cloudfront_viewer_address = true;
     // API Gateway and the CDN serve HTTPS only.
     config.secure_cookies = true;
     config.view_reuse = VIEW_REUSE_BEHIND_A_CDN;

@@ -66,7 +66,10 @@ async fn the_projector_handler_reports_only_the_poison_message() {
 fn app() -> AppState {
     let config = ApiConfig {
         regions: Regions::single("eu-west-1"),
-        trust_forwarded_for: true,
+        client_address: openfloor_api::ClientAddressSource {
+            trusted_proxies: 2,
+            cloudfront_viewer_address: true,
+        },
         secure_cookies: true,
         ..ApiConfig::default()
     };

@@ -108,7 +108,7 @@ fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Res
     // Before anything is opened: a second server on this directory stops
     // here, with the reason.
     let lock = WriterLock::acquire(data)?;
-    let sqlite = SqliteStore::open(data)?;
+    let sqlite = SqliteStore::open_caching(data, args.view_cache_bytes())?;
     let store = sqlite.store();
     let trigger = Arc::new(LocalTrigger::new());
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());

@@ -357,6 +357,7 @@ async fn items_keep_their_attribute_names_and_types() {
         guest: view(b"{}"),
         host: view(b"{\"host\":true}"),
         projected_at: meta.created_at + 5,
+        questions: 0,
     };
     assert!(store.views.put(meta.id, Arc::new(stored)).await.unwrap());
 

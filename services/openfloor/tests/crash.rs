@@ -18,7 +18,8 @@ const OPENFLOOR: &str = env!("CARGO_BIN_EXE_openfloor");
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_votes_survive_sigkill() {
     let data = tempfile::tempdir().unwrap();
-    let mut server = Server::start(OPENFLOOR, data.path(), &[]);
+    // Sixteen workers on loopback: one address, whose limits would hold them.
+    let mut server = Server::start(OPENFLOOR, data.path(), &["--limit-by-address", "false"]);
     let api = ApiClient::new(&server.base);
     let event = api.create_event("crash").await;
     let eid = event.id.clone();

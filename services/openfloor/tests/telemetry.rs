@@ -139,7 +139,10 @@ async fn a_vote_is_traced_from_its_request_to_the_projection_that_shows_it() {
     let store = MemoryStore::store();
     let trigger = Arc::new(LocalTrigger::new());
     let config = ApiConfig {
-        trust_forwarded_for: true,
+        client_address: openfloor_api::ClientAddressSource {
+            trusted_proxies: 1,
+            cloudfront_viewer_address: false,
+        },
         ..ApiConfig::default()
     };
     let app = router(AppState::new(

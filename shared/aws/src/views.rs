@@ -91,6 +91,14 @@ struct ViewItem {
     /// stored before this was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     projected_at: Option<u64>,
+    /// How many questions the event has been asked (absent: 0, as in views
+    /// stored before this was kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    questions: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The views' versions, for polls that may be answered `304`: a few
@@ -106,6 +114,8 @@ struct VersionsItem {
     host_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     projected_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    questions: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<u64>,
 }
@@ -178,6 +188,7 @@ fn layout(event: EventId, view: &StoredView, ttl: Option<u64>) -> (ViewItem, Vec
         host_parts: None,
         ttl,
         projected_at: (view.projected_at > 0).then_some(view.projected_at),
+        questions: view.questions,
     };
     if inline {
         head.guest = Some(view.guest.json.clone());
@@ -281,6 +292,7 @@ impl DynamoStore {
             guest_version: view.guest.version.clone(),
             host_version: view.host.version.clone(),
             projected_at: (view.projected_at > 0).then_some(view.projected_at),
+            questions: view.questions,
             ttl,
         };
         let item = to_item(&versions, || {
@@ -411,6 +423,7 @@ impl DynamoStore {
                 version: head.host_version,
             },
             projected_at: head.projected_at.unwrap_or(0),
+            questions: head.questions,
         })))
     }
 
@@ -550,6 +563,7 @@ impl Views for DynamoStore {
                     guest: versions.guest_version,
                     host: versions.host_version,
                     projected_at: versions.projected_at.unwrap_or(0),
+                    questions: versions.questions,
                 }))
             }
             None => Ok(self
@@ -581,6 +595,7 @@ mod tests {
             guest: rendered(guest_bytes, "0123456789abcdef"),
             host: rendered(host_bytes, "fedcba9876543210"),
             projected_at: 1_700_000_000_000,
+            questions: 2,
         }
     }
 

@@ -47,6 +47,22 @@ struct QuestionItem<'a> {
     hidden: Option<bool>,
 }
 
+/// How many unanswered questions the guest view lists, best ranked first.
+/// The guest view is what every guest downloads on every change, so it
+/// stays this small however large the event; a room reads the top of the
+/// ranking anyway. The host view lists every question.
+pub const GUEST_VIEW_QUESTIONS: usize = 250;
+/// How many answered questions the guest view lists, latest first.
+pub const GUEST_VIEW_ANSWERED: usize = 50;
+
+/// How many questions a view leaves out (the guest view's lists are cut at
+/// [`GUEST_VIEW_QUESTIONS`] and [`GUEST_VIEW_ANSWERED`]).
+#[derive(Serialize)]
+struct LeftOut {
+    questions: usize,
+    answered: usize,
+}
+
 /// Which audience a view is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
@@ -99,6 +115,16 @@ pub fn render_for(state: &EventState, audience: Audience) -> RenderedView {
     });
     // Answered: most recently answered first, then id for a total order.
     answered_items.sort_by(|a, b| b.answered_at.cmp(&a.answered_at).then(a.id.cmp(&b.id)));
+    let mut more = LeftOut {
+        questions: 0,
+        answered: 0,
+    };
+    if audience == Audience::Guest {
+        more.questions = open_items.len().saturating_sub(GUEST_VIEW_QUESTIONS);
+        more.answered = answered_items.len().saturating_sub(GUEST_VIEW_ANSWERED);
+        open_items.truncate(GUEST_VIEW_QUESTIONS);
+        answered_items.truncate(GUEST_VIEW_ANSWERED);
+    }
 
     let head = EventHead {
         id: state.event,
@@ -109,9 +135,10 @@ pub fn render_for(state: &EventState, audience: Audience) -> RenderedView {
     let head = serde_json::to_string(&head).expect("view head serializes");
     let questions = serde_json::to_string(&open_items).expect("questions serialize");
     let answered = serde_json::to_string(&answered_items).expect("answered serialize");
+    let more = serde_json::to_string(&more).expect("counts serialize");
 
     let mut hash = Sha256::new();
-    for part in [&head, &questions, &answered] {
+    for part in [&head, &questions, &answered, &more] {
         hash.update(part.as_bytes());
         hash.update(b"\0");
     }
@@ -119,7 +146,7 @@ pub fn render_for(state: &EventState, audience: Audience) -> RenderedView {
     version.truncate(16);
 
     let json = format!(
-        r#"{{"event":{head},"version":"{version}","questions":{questions},"answered":{answered}}}"#
+        r#"{{"event":{head},"version":"{version}","questions":{questions},"answered":{answered},"more":{more}}}"#
     )
     .into_bytes();
     RenderedView { json, version }
@@ -167,6 +194,78 @@ mod tests {
         assert_eq!(
             render_created(event, &title),
             render(&EventState::fold(event, [&creation]))
+        );
+    }
+
+    #[test]
+    fn the_guest_view_lists_the_top_of_a_large_event_and_counts_the_rest() {
+        use crate::ids::{VoterId, VoterToken};
+        use crate::input::QuestionText;
+
+        let event = EventId::from_ulid(ulid::Ulid::from_parts(1_000, 7));
+        let record = |ms: u64, body: RecordBody| Record {
+            id: RecordId::from_ulid(ulid::Ulid::from_parts(ms, 1)),
+            event,
+            client: None,
+            body,
+        };
+        let asker = VoterId::derive(event, &VoterToken::parse("a-voter-token-0001").unwrap());
+        let title = Title::parse("Big").unwrap();
+        let mut records = vec![record(1_000, RecordBody::EventCreated { title })];
+        let (open, answered) = (GUEST_VIEW_QUESTIONS + 3, GUEST_VIEW_ANSWERED + 2);
+        let mut ids = Vec::new();
+        for i in 0..open + answered {
+            let question = QuestionId::from_ulid(ulid::Ulid::from_parts(2_000 + i as u64, 1));
+            ids.push(question);
+            records.push(record(
+                2_000 + i as u64,
+                RecordBody::QuestionAsked {
+                    question,
+                    asker,
+                    text: QuestionText::parse(&format!("Question {i}")).unwrap(),
+                    author: None,
+                },
+            ));
+        }
+        for (i, question) in ids[open..].iter().enumerate() {
+            let body = RecordBody::Answered {
+                question: *question,
+                n: 1,
+                value: true,
+            };
+            records.push(record(9_000 + i as u64, body));
+        }
+        // The last question asked gets a vote: it ranks first.
+        let voter = VoterId::derive(event, &VoterToken::parse("a-voter-token-0002").unwrap());
+        let body = RecordBody::Vote {
+            question: ids[open - 1],
+            voter,
+            n: 1,
+        };
+        records.push(record(8_000, body));
+
+        let views = render(&EventState::fold(event, &records));
+        let json =
+            |v: &RenderedView| -> serde_json::Value { serde_json::from_slice(&v.json).unwrap() };
+        let (guest, host) = (json(&views.guest), json(&views.host));
+        assert_eq!(
+            guest["questions"].as_array().unwrap().len(),
+            GUEST_VIEW_QUESTIONS
+        );
+        assert_eq!(
+            guest["answered"].as_array().unwrap().len(),
+            GUEST_VIEW_ANSWERED
+        );
+        assert_eq!(
+            guest["more"],
+            serde_json::json!({"questions": 3, "answered": 2})
+        );
+        assert_eq!(guest["questions"][0]["id"], ids[open - 1].to_string());
+        assert_eq!(host["questions"].as_array().unwrap().len(), open);
+        assert_eq!(host["answered"].as_array().unwrap().len(), answered);
+        assert_eq!(
+            host["more"],
+            serde_json::json!({"questions": 0, "answered": 0})
         );
     }
 }

@@ -282,6 +282,10 @@ pub struct StoredView {
     /// stored before this was kept, a replay), so the host can be told how
     /// fresh the board is.
     pub projected_at: Millis,
+    /// How many questions the event has been asked, hidden and answered
+    /// ones included (0 where unknown: views stored before this was kept):
+    /// what the cap on questions per event is checked against.
+    pub questions: u64,
 }
 
 /// Two views are the same when they fold the same records into the same
@@ -304,6 +308,8 @@ pub struct ViewVersions {
     pub guest: String,
     pub host: String,
     pub projected_at: Millis,
+    /// As [`StoredView::questions`].
+    pub questions: u64,
 }
 
 impl From<&StoredView> for ViewVersions {
@@ -313,6 +319,7 @@ impl From<&StoredView> for ViewVersions {
             guest: view.guest.version.clone(),
             host: view.host.version.clone(),
             projected_at: view.projected_at,
+            questions: view.questions,
         }
     }
 }

@@ -69,6 +69,7 @@ pub fn view(records: u64) -> Arc<StoredView> {
         guest: v(&format!("g{records}")),
         host: v(&format!("h{records}")),
         projected_at: 1_700_000_000_000 + records,
+        questions: records / 2,
     })
 }
 

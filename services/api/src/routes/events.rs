@@ -11,6 +11,7 @@ use openfloor_domain::record::Sequence;
 use openfloor_store::Lookup;
 use serde::{Deserialize, Serialize};
 
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 use crate::extract::{EventPath, JsonBody};
 use crate::regions::{Coordinates, Region};
@@ -61,6 +62,7 @@ pub async fn create(
     path_region: Option<Extension<PathRegion>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<CreateEvent>,
 ) -> Result<Response, ApiError> {
     let title = Title::parse(body.title.as_deref().unwrap_or(""))?;
@@ -78,6 +80,7 @@ pub async fn create(
             path_region.as_ref().map(|r| &r.0),
         ));
     }
+    app.limits().create_event(address)?;
     let created = app
         .executor
         .create_event(NewEvent {

@@ -10,8 +10,9 @@ use openfloor_domain::input::{AuthorName, QuestionText};
 use serde::{Deserialize, Serialize};
 
 use super::{client_hash, not_modified, serve_view, stored_view, RecordAccepted};
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
-use crate::extract::{EventPath, JsonBody, Peer, QuestionPath, Voter};
+use crate::extract::{EventPath, JsonBody, QuestionPath, Voter};
 use crate::state::AppState;
 
 /// Guest views may be shared by CDNs and browsers for a second: rankings
@@ -42,8 +43,7 @@ pub async fn ask(
     State(app): State<AppState>,
     EventPath(eid): EventPath,
     Voter(token): Voter,
-    headers: HeaderMap,
-    Peer(peer): Peer,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<AskBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Validate everything before touching storage.
@@ -61,11 +61,20 @@ pub async fn ask(
         text,
         author,
     });
-    let client = client_hash(&app, eid, &headers, peer);
+    let client = client_hash(&app, eid, address);
+    let asked = app
+        .recent_versions(eid)
+        .await?
+        .map_or(0, |versions| versions.questions);
     // Limited only when there is something to store: resending an
     // acknowledged question must never be refused.
     app.executor
-        .execute_admitted(&meta, &command, client, || app.limits().ask(eid, asker))
+        .execute_admitted(&meta, &command, client, || {
+            if asked >= app.config.max_questions {
+                return Err(ApiError::QuestionLimit(app.config.max_questions));
+            }
+            app.limits().ask(eid, asker, address)
+        })
         .await?;
     let id = question;
     Ok((StatusCode::CREATED, Json(Asked { id })))
@@ -81,14 +90,13 @@ pub async fn vote(
     State(app): State<AppState>,
     QuestionPath(eid, qid): QuestionPath,
     Voter(token): Voter,
-    headers: HeaderMap,
-    Peer(peer): Peer,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<VoteBody>,
 ) -> Result<RecordAccepted, ApiError> {
     let meta = app.event(eid).await?;
     let voter = VoterId::derive(eid, &token);
-    app.limits().vote(eid, voter)?;
-    let client = client_hash(&app, eid, &headers, peer);
+    app.limits().vote(eid, voter, address)?;
+    let client = client_hash(&app, eid, address);
     let command = Command::Vote(Vote {
         question: qid,
         voter,

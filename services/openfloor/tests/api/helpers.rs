@@ -52,18 +52,35 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_in(Arc::new(tempfile::tempdir().unwrap())).await
 }
 
+/// A server whose settings `configure` changes first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    spawn_app_configured(Arc::new(tempfile::tempdir().unwrap()), configure).await
+}
+
 /// A server on an existing data directory (for restart tests).
 pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
+    spawn_app_configured(data, |_| ()).await
+}
+
+async fn spawn_app_configured(
+    data: Arc<TempDir>,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let limits = openfloor_api::ConnectionLimits::default();
-    let args = ServeArgs {
+    let mut args = ServeArgs {
         listen: listener.local_addr().unwrap(),
         region: "local".into(),
         shards: 1,
         client_salt: None,
         retention_days: 30,
-        trust_forwarded_for: false,
+        trusted_proxies: 0,
+        limit_by_address: true,
+        max_questions: 5_000,
+        cached_events: 10_000,
+        view_cache_mib: 128,
+        cached_voters: 100_000,
         secure_cookies: false,
         region_urls: Vec::new(),
         regions: Vec::new(),
@@ -74,6 +91,7 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
         max_connections: limits.max_connections,
         shutdown_grace: limits.shutdown_grace,
     };
+    configure(&mut args);
     let store_args = StoreArgs {
         backend: Backend::Embedded,
         data: data.path().to_owned(),

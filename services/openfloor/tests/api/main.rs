@@ -5,5 +5,6 @@ mod errors;
 mod events;
 mod helpers;
 mod host;
+mod limits;
 mod questions;
 mod service;

@@ -36,6 +36,7 @@ use rusqlite::Connection;
 
 use self::reads::ReaderPool;
 use self::views::ViewCache;
+pub use self::views::DEFAULT_VIEW_CACHE_BYTES;
 use self::writer::Writer;
 use self::writes::{AppendRecord, AppendRecords, CreateEvent, StoreView};
 use crate::{
@@ -61,14 +62,21 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in directory `dir`.
     /// Whether `dir` holds a store (an operator's `--data` may be mistyped;
     /// opening would create an empty one there).
     pub fn exists_in(dir: &Path) -> bool {
         dir.join(DATABASE_FILE).is_file()
     }
 
+    /// Opens (creating if needed) the store in directory `dir`, keeping
+    /// [`DEFAULT_VIEW_CACHE_BYTES`] of views in memory.
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_caching(dir, DEFAULT_VIEW_CACHE_BYTES)
+    }
+
+    /// [`SqliteStore::open`], keeping up to `view_cache_bytes` of views in
+    /// memory.
+    pub fn open_caching(dir: &Path, view_cache_bytes: u64) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::unavailable(format!("creating {}", dir.display()), e))?;
         let path = dir.join(DATABASE_FILE);
@@ -87,7 +95,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: Writer::spawn(conn)?,
                 readers: ReaderPool::new(path),
-                views: ViewCache::default(),
+                views: ViewCache::new(view_cache_bytes),
                 client_salt,
             }),
         })

@@ -36,7 +36,7 @@ const SELECT_RECORDS_SINCE: &str =
 const SELECT_EVENT: &str = "SELECT meta FROM events WHERE id = ?1";
 const SELECT_EVENTS: &str = "SELECT id, meta FROM events ORDER BY id";
 const SELECT_VIEW: &str = "
-    SELECT records, guest, guest_version, host, host_version, projected_at
+    SELECT records, guest, guest_version, host, host_version, projected_at, questions
     FROM views WHERE event = ?1
 ";
 
@@ -212,6 +212,7 @@ pub(super) fn stored_view(c: &Connection, event: EventId) -> StoreResult<Option<
                         version: r.get(4)?,
                     },
                     projected_at: r.get::<_, i64>(5)? as u64,
+                    questions: r.get::<_, i64>(6)? as u64,
                 })
             })
             .optional()

@@ -53,7 +53,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_by_key ON records (event, key);
 CREATE INDEX IF NOT EXISTS records_by_id ON records (event, id);
 INSERT INTO settings (name, value) VALUES ('next_seq', '1') ON CONFLICT(name) DO NOTHING;
 -- projected_at: when the projector made the views (ms; 0 where unknown,
--- as for views from before it was kept; see ADD_COLUMNS).
+-- as for views from before it was kept; see ADD_COLUMNS). questions: how
+-- many the event has been asked (0 for views from before it was kept).
 CREATE TABLE IF NOT EXISTS views (
     event         TEXT PRIMARY KEY,
     records       INTEGER NOT NULL,
@@ -61,17 +62,25 @@ CREATE TABLE IF NOT EXISTS views (
     guest_version TEXT NOT NULL,
     host          BLOB NOT NULL,
     host_version  TEXT NOT NULL,
-    projected_at  INTEGER NOT NULL DEFAULT 0
+    projected_at  INTEGER NOT NULL DEFAULT 0,
+    questions     INTEGER NOT NULL DEFAULT 0
 );
 "#;
 
 /// Columns added to tables after their first release, each with the table
 /// it belongs to: a database made before them gains them when opened.
-const ADD_COLUMNS: &[(&str, &str, &str)] = &[(
-    "views",
-    "projected_at",
-    "ALTER TABLE views ADD COLUMN projected_at INTEGER NOT NULL DEFAULT 0",
-)];
+const ADD_COLUMNS: &[(&str, &str, &str)] = &[
+    (
+        "views",
+        "projected_at",
+        "ALTER TABLE views ADD COLUMN projected_at INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "views",
+        "questions",
+        "ALTER TABLE views ADD COLUMN questions INTEGER NOT NULL DEFAULT 0",
+    ),
+];
 
 /// Stores a fresh salt unless the database already has one: the salt must
 /// outlive restarts, or one client would hash differently from day to day.

@@ -1,65 +1,93 @@
-//! The in-memory copy of the views table: every view read is served from
-//! memory, SQLite keeps the views for restarts and audits.
+//! The in-memory copy of the views table: polls of the events people are
+//! following are served from memory, SQLite keeps every view for restarts,
+//! audits and the events not in memory.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
+use moka::ops::compute::Op;
+use moka::sync::Cache;
 use openfloor_domain::ids::EventId;
 
 use crate::StoredView;
 
+/// How many bytes of views are kept in memory unless told otherwise.
+pub const DEFAULT_VIEW_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 /// Guarded like the table: a view is never replaced by one folding fewer
-/// records, except by an operator's [`ViewCache::replace`].
-#[derive(Default)]
+/// records, except by an operator's [`ViewCache::replace`]. Bounded by the
+/// views' bytes: beyond it, the least used views are dropped (and read from
+/// the table when next polled), so a flood of events cannot grow memory.
 pub(super) struct ViewCache {
-    /// A read-write lock: reads (every client poll) far outnumber puts.
-    views: RwLock<HashMap<EventId, Arc<StoredView>>>,
+    views: Cache<EventId, Arc<StoredView>>,
 }
 
 impl ViewCache {
-    /// Caches `view` unless the cached one folds more records; says whether
-    /// it did (then the table is to be written too).
-    pub(super) fn offer(&self, event: EventId, view: &Arc<StoredView>) -> bool {
-        let mut views = self.write();
-        match views.get(&event) {
-            Some(cached) if cached.records > view.records => false,
-            _ => {
-                views.insert(event, view.clone());
-                true
-            }
+    /// A cache of up to `bytes` of views.
+    pub(super) fn new(bytes: u64) -> Self {
+        Self {
+            views: Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_, view: &Arc<StoredView>| {
+                    let bytes = view.guest.json.len() + view.host.json.len();
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
+                .build(),
         }
+    }
+
+    /// Caches `view` unless the cached one folds more records; says whether
+    /// it did (then the table is to be written too, under the same guard:
+    /// a view dropped from memory is still guarded there).
+    pub(super) fn offer(&self, event: EventId, view: &Arc<StoredView>) -> bool {
+        let mut offered = false;
+        self.views
+            .entry(event)
+            .and_compute_with(|cached| match cached {
+                Some(cached) if cached.value().records > view.records => Op::Nop,
+                _ => {
+                    offered = true;
+                    Op::Put(view.clone())
+                }
+            });
+        offered
     }
 
     /// Caches `view` whatever is cached (operator repair).
     pub(super) fn replace(&self, event: EventId, view: Arc<StoredView>) {
-        self.write().insert(event, view);
+        self.views.insert(event, view);
     }
 
     pub(super) fn get(&self, event: EventId) -> Option<Arc<StoredView>> {
-        self.read().get(&event).cloned()
+        self.views.get(&event)
     }
 
-    /// Caches a view just read from the table, unless a put cached one
-    /// meanwhile (that one is newer); returns the cached view.
+    /// Caches a view just read from the table, unless a put cached one at
+    /// least as new meanwhile; returns the cached view.
     pub(super) fn fill(&self, event: EventId, stored: StoredView) -> Arc<StoredView> {
-        self.write()
+        let stored = Arc::new(stored);
+        let mut kept = stored.clone();
+        self.views
             .entry(event)
-            .or_insert_with(|| Arc::new(stored))
-            .clone()
+            .and_compute_with(|cached| match cached {
+                Some(cached) if cached.value().records >= stored.records => {
+                    kept = cached.into_value();
+                    Op::Nop
+                }
+                _ => Op::Put(stored),
+            });
+        kept
     }
 
     /// Drops the views of events `keep` refuses (purged events).
     pub(super) fn retain(&self, keep: impl Fn(&EventId) -> bool) {
-        self.write().retain(|event, _| keep(event));
-    }
-
-    // A panic while holding the lock cannot leave the map half-changed
-    // (every change is one map operation), so poisoning is ignored.
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<EventId, Arc<StoredView>>> {
-        self.views.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<EventId, Arc<StoredView>>> {
-        self.views.write().unwrap_or_else(|p| p.into_inner())
+        let purged: Vec<EventId> = self
+            .views
+            .iter()
+            .map(|(event, _)| *event)
+            .filter(|event| !keep(event))
+            .collect();
+        for event in purged {
+            self.views.invalidate(&event);
+        }
     }
 }

@@ -25,15 +25,17 @@ const INSERT_EVENT: &str = "
 /// Stores a view unless the stored one folds more records (the guard), or
 /// whatever is stored when ?7 (an operator's repair) is set.
 const UPSERT_VIEW: &str = "
-    INSERT INTO views (event, records, guest, guest_version, host, host_version, projected_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8)
+    INSERT INTO views
+        (event, records, guest, guest_version, host, host_version, projected_at, questions)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9)
     ON CONFLICT(event) DO UPDATE SET
         records = excluded.records,
         guest = excluded.guest,
         guest_version = excluded.guest_version,
         host = excluded.host,
         host_version = excluded.host_version,
-        projected_at = excluded.projected_at
+        projected_at = excluded.projected_at,
+        questions = excluded.questions
     WHERE excluded.records >= views.records OR ?7
 ";
 
@@ -139,7 +141,8 @@ impl Write for StoreView {
             view.host.json,
             view.host.version,
             self.force,
-            i64::try_from(view.projected_at).unwrap_or(i64::MAX)
+            i64::try_from(view.projected_at).unwrap_or(i64::MAX),
+            i64::try_from(view.questions).unwrap_or(i64::MAX)
         ])?;
         Ok(stored == 1)
     }

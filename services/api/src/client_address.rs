@@ -1,0 +1,213 @@
+//! Who is asking: the client's address, as far as it can be trusted. It
+//! keys the per-address rate limits and, salted and hashed, goes into
+//! records for abuse audits.
+//!
+//! Without a proxy in front it is the connection's address. Behind proxies
+//! it is taken from `X-Forwarded-For`, to which each proxy appends the
+//! address that connected to it: counting the trusted proxies from the
+//! right gives the first address no trusted proxy wrote. The entries left
+//! of it are the client's to write, so the leftmost entry is never taken
+//! on trust.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+
+use crate::state::AppState;
+
+/// Where the client's address comes from, by deployment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientAddressSource {
+    /// How many proxies in front of this service append to
+    /// `X-Forwarded-For` (0: none, the connection's address is the
+    /// client's). Only right when every request passes through them all.
+    pub trusted_proxies: u8,
+    /// Take `CloudFront-Viewer-Address` first: CloudFront sets it itself,
+    /// whatever the client sent (the AWS deployment).
+    pub cloudfront_viewer_address: bool,
+}
+
+impl ClientAddressSource {
+    /// The client's address for a request with `headers`, received from
+    /// `peer` (`None` where the server does not see the connection: on
+    /// Lambda, the nearest proxy is the one calling it). `None` when no
+    /// address can be told.
+    pub fn resolve(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+        let header = |name: &str| headers.get(name)?.to_str().ok();
+        if self.cloudfront_viewer_address {
+            // `IP:port`, with IPv6 addresses in brackets.
+            let viewer = header("cloudfront-viewer-address")
+                .and_then(|v| v.trim().rsplit_once(':'))
+                .and_then(|(ip, _port)| ip.trim_matches(['[', ']']).parse().ok());
+            if viewer.is_some() {
+                return viewer;
+            }
+        }
+        let peer = peer.map(|p| p.ip());
+        if self.trusted_proxies == 0 {
+            return peer;
+        }
+        // Every hop, nearest last: the forwarded entries in the order the
+        // proxies appended them, then the connection. Where the server sees
+        // no connection, the nearest proxy is that unseen hop.
+        let mut hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        let peer_text = peer.map(|p| p.to_string());
+        hops.push(peer_text.as_deref().unwrap_or("(the nearest proxy)"));
+        // Skip one hop per trusted proxy. A chain shorter than that came
+        // past fewer proxies than configured: its first hop is the best
+        // there is (and the connection's address when nothing was
+        // forwarded).
+        let client = hops
+            .len()
+            .saturating_sub(1 + usize::from(self.trusted_proxies));
+        hops[client].parse().ok()
+    }
+}
+
+/// The key a client's address is limited by: the address itself for IPv4;
+/// for IPv6 its /64 network, which one household or device usually holds
+/// whole (so a client cannot step through its own addresses).
+pub fn limit_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(
+                segments[0],
+                segments[1],
+                segments[2],
+                segments[3],
+                0,
+                0,
+                0,
+                0,
+            ))
+        }
+    }
+}
+
+/// The request's client address, resolved by the deployment's
+/// [`ClientAddressSource`].
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(ClientAddress(
+            app.config.client_address.resolve(&parts.headers, peer),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    fn peer(ip: &str) -> Option<SocketAddr> {
+        Some(SocketAddr::new(ip.parse().unwrap(), 40000))
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn behind(trusted_proxies: u8) -> ClientAddressSource {
+        ClientAddressSource {
+            trusted_proxies,
+            cloudfront_viewer_address: false,
+        }
+    }
+
+    #[test]
+    fn without_proxies_the_connection_is_the_client_whatever_it_forwards() {
+        let forged = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("cloudfront-viewer-address", "2.2.2.2:1"),
+        ]);
+        assert_eq!(behind(0).resolve(&forged, peer("9.9.9.9")), ip("9.9.9.9"));
+        assert_eq!(behind(0).resolve(&forged, None), None);
+    }
+
+    #[test]
+    fn behind_proxies_the_address_is_counted_from_the_right_never_the_left() {
+        // The client wrote "6.6.6.6"; the proxy appended the client's real
+        // address 1.2.3.4 and connected from 10.0.0.1.
+        let one = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4")]);
+        assert_eq!(behind(1).resolve(&one, peer("10.0.0.1")), ip("1.2.3.4"));
+        // Two proxies: the outer one appended 1.2.3.4, the inner one the
+        // outer one's 10.0.0.2; entries may come in separate headers.
+        let two = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "1.2.3.4, 10.0.0.2"),
+        ]);
+        assert_eq!(behind(2).resolve(&two, peer("10.0.0.1")), ip("1.2.3.4"));
+        // On Lambda the nearest proxy (API Gateway) is not a connection the
+        // server sees, but it appended CloudFront's address.
+        let lambda = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 130.176.0.1")]);
+        assert_eq!(behind(2).resolve(&lambda, None), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn a_chain_shorter_than_the_proxies_gives_its_first_hop() {
+        assert_eq!(
+            behind(2).resolve(&HeaderMap::new(), peer("5.5.5.5")),
+            ip("5.5.5.5")
+        );
+        let garbage = headers(&[("x-forwarded-for", "not an address, 10.0.0.2")]);
+        assert_eq!(behind(2).resolve(&garbage, peer("10.0.0.1")), None);
+    }
+
+    #[test]
+    fn cloudfront_names_the_viewer_when_trusted() {
+        let source = ClientAddressSource {
+            trusted_proxies: 2,
+            cloudfront_viewer_address: true,
+        };
+        let v6 = headers(&[
+            ("cloudfront-viewer-address", "[2001:db8::1]:443"),
+            ("x-forwarded-for", "1.2.3.4, 130.176.0.1"),
+        ]);
+        assert_eq!(source.resolve(&v6, None), ip("2001:db8::1"));
+        // CloudFront's own form: no brackets, the port after the last colon.
+        let bare = headers(&[("cloudfront-viewer-address", "2001:db8::1:46532")]);
+        assert_eq!(source.resolve(&bare, None), ip("2001:db8::1"));
+        let without = headers(&[("x-forwarded-for", "1.2.3.4, 130.176.0.1")]);
+        assert_eq!(source.resolve(&without, None), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_network() {
+        assert_eq!(
+            limit_key("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            limit_key("1.2.3.4".parse().unwrap()),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+    }
+}
