@@ -48,6 +48,10 @@ pub enum ApiError {
     /// A command the domain refused (409, or 404 for an unknown question).
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A known path asked with a method it does not serve (the router adds
+    /// the `Allow` header).
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     /// A body route was sent something that does not say it is JSON.
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::Refused(Refusal::SequenceExhausted) => {
                 (StatusCode::CONFLICT, "sequence_exhausted")
             }
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType => {

@@ -295,8 +295,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such route")
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
-    let mut r = ApiError::BadRequest("method not allowed on this route".into()).into_response();
-    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    r
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
