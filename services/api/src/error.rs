@@ -17,6 +17,7 @@
 //! - Lower layers return typed errors with context (`StoreError` keeps the
 //!   backend's error as its source); only this module decides statuses.
 
+use axum::extract::rejection::PathRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openfloor_commands::ExecuteError;
@@ -206,6 +207,14 @@ impl<A: Into<ApiError>> From<ExecuteError<A>> for ApiError {
                 ApiError::unavailable(contended.to_string())
             }
         }
+    }
+}
+
+/// A path that does not decode (`%ff` is no UTF-8 in a parameter): the
+/// client's mistake, in the envelope (axum's own answer is plain text).
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
     }
 }
 

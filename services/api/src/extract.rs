@@ -104,9 +104,7 @@ async fn path_params<S: Send + Sync>(
     state: &S,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let axum::extract::Path(params) =
-        axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
     Ok(params)
 }
 

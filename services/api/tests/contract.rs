@@ -218,3 +218,22 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow() {
         assert_eq!(error["code"], "method_not_allowed", "{method} {uri}");
     }
 }
+
+/// A page or asset path that does not percent-decode to UTF-8 is a 400 in
+/// the envelope, as it is on every API route.
+#[tokio::test]
+async fn undecodable_page_and_asset_paths_are_400_in_the_envelope() {
+    for uri in [
+        "/event/%ff",
+        "/event/%ff/host",
+        "/assets/%ff/app.js",
+        "/assets/build/%ff",
+    ] {
+        let r = app()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(error_of(r).await["code"], "bad_request", "{uri}");
+    }
+}
