@@ -1,10 +1,12 @@
-//! The serving loop's limits, tried with a raw socket as a slow or idle
-//! client would use one: none of them can hold a connection, or a stop,
-//! for longer than the limits allow.
+//! The serving loop's limits, tried with a raw socket as a slow, idle or
+//! oversized client would use one: none of them can hold a connection, or
+//! a stop, for longer than the limits allow, and each refusal the server
+//! can answer itself comes in the error envelope.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use openfloor_api::extract::MAX_BODY_BYTES;
 use openfloor_api::{serve_with, ApiConfig, AppState, ConnectionLimits, SystemClock};
 use openfloor_store::memory::MemoryStore;
 use openfloor_store::{LocalTrigger, Store};
@@ -70,6 +72,34 @@ async fn until_closed(stream: &mut TcpStream) -> String {
         .expect("the server closes the connection")
         .ok();
     String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// Sends `request` on a new connection; what the server sent until it
+/// closed.
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    until_closed(&mut stream).await
+}
+
+/// Asserts that a raw answer has `status` and the error envelope of `code`,
+/// and was made by the service (which gives every answer a request id).
+fn assert_envelope(answer: &str, status: u16, code: &str) {
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{answer}"
+    );
+    assert!(answer.contains("\r\nx-request-id: "), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a whole head");
+    let body: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|error| panic!("not JSON ({error}): {answer}"));
+    assert_eq!(body["error"]["code"], code, "{answer}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -194,4 +224,59 @@ async fn a_stop_waits_for_slow_clients_no_longer_than_its_grace() {
         .await
         .expect("serving ends once the grace is over")
         .unwrap();
+}
+
+/// The head of a `POST /api/events` announcing `length` bytes of body and
+/// waiting for `100 Continue` before sending it.
+fn create_expecting_continue(length: usize) -> String {
+    format!(
+        "POST /api/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nExpect: 100-continue\r\n\
+         Content-Length: {length}\r\n\r\n"
+    )
+}
+
+/// A body announced over the limit is refused before it is asked for: a
+/// 413 in the envelope, never a `100 Continue` (the client would then send
+/// it all for nothing).
+#[tokio::test]
+async fn an_oversized_body_expecting_100_continue_is_413_at_once() {
+    let (addr, _stop, _task) = server(limits()).await;
+    for length in [MAX_BODY_BYTES + 1, 1_000_000] {
+        let answer = exchange(addr, create_expecting_continue(length).as_bytes()).await;
+        assert!(!answer.contains("100 Continue"), "{answer}");
+        assert_envelope(&answer, 413, "payload_too_large");
+    }
+}
+
+/// A body of the limit is asked for (`100 Continue`), then answered.
+#[tokio::test]
+async fn a_body_in_bounds_expecting_100_continue_gets_it_then_its_answer() {
+    let (addr, _stop, _task) = server(limits()).await;
+    let mut body = br#"{"title": "Expecting"}"#.to_vec();
+    body.resize(MAX_BODY_BYTES, b' ');
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(create_expecting_continue(body.len()).as_bytes())
+        .await
+        .unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("the server answers the head")
+            .unwrap();
+        assert_eq!(
+            read,
+            1,
+            "closed after {:?}",
+            String::from_utf8_lossy(&interim)
+        );
+        interim.push(byte[0]);
+    }
+    assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(&body).await.unwrap();
+    let answer = until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
 }
