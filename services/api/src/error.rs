@@ -55,6 +55,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The path and query are longer than this many bytes.
+    #[error("the request's path and query are longer than {0} bytes")]
+    UriTooLong(usize),
+    /// Too many header fields, or too many bytes of them; the message says
+    /// which.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// A body route was sent something that does not say it is JSON.
     #[error("the request body must be JSON, sent with Content-Type: application/json")]
     UnsupportedMediaType,
@@ -113,6 +120,11 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
