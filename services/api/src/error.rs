@@ -17,6 +17,7 @@
 //! - Lower layers return typed errors with context (`StoreError` keeps the
 //!   backend's error as its source); only this module decides statuses.
 
+use axum::extract::rejection::PathRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openfloor_commands::ExecuteError;
@@ -48,8 +49,19 @@ pub enum ApiError {
     /// A command the domain refused (409, or 404 for an unknown question).
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A known path asked with a method it does not serve (the router adds
+    /// the `Allow` header).
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The path and query are longer than this many bytes.
+    #[error("the request's path and query are longer than {0} bytes")]
+    UriTooLong(usize),
+    /// Too many header fields, or too many bytes of them; the message says
+    /// which.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// A body route was sent something that does not say it is JSON.
     #[error("the request body must be JSON, sent with Content-Type: application/json")]
     UnsupportedMediaType,
@@ -109,7 +121,13 @@ impl ApiError {
             ApiError::Refused(Refusal::SequenceExhausted) => {
                 (StatusCode::CONFLICT, "sequence_exhausted")
             }
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -205,6 +223,14 @@ impl<A: Into<ApiError>> From<ExecuteError<A>> for ApiError {
                 ApiError::unavailable(contended.to_string())
             }
         }
+    }
+}
+
+/// A path that does not decode (`%ff` is no UTF-8 in a parameter): the
+/// client's mistake, in the envelope (axum's own answer is plain text).
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
     }
 }
 

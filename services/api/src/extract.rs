@@ -1,7 +1,7 @@
 //! Extractors that turn untrusted request parts into domain types, with
 //! rejections that are [`ApiError`]s (so every failure uses the envelope).
 
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody as _};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -46,6 +46,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .is_some_and(is_json)
         {
             return Err(ApiError::UnsupportedMediaType);
+        }
+        // A body announced over the limit is refused before any of it is
+        // read: hyper asks an `Expect: 100-continue` client for its body
+        // only when the body is first read, so that client is spared
+        // sending it for nothing.
+        if req.body().size_hint().lower() > MAX_BODY_BYTES as u64 {
+            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
         }
         let deadline = req
             .extensions()
@@ -104,9 +111,7 @@ async fn path_params<S: Send + Sync>(
     state: &S,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let axum::extract::Path(params) =
-        axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
     Ok(params)
 }
 

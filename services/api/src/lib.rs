@@ -5,6 +5,7 @@
 pub mod client_address;
 pub mod error;
 pub mod extract;
+pub mod head_limits;
 pub mod limits;
 pub mod regions;
 pub mod routes;
@@ -154,6 +155,7 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .fallback_service(site(app))
         .layer(middleware::from_fn(routing::strip_region_prefix))
+        .layer(middleware::from_fn(head_limits::measure_heads))
 }
 
 fn site(app: AppState) -> Router {
@@ -177,6 +179,9 @@ fn site(app: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        // Inside the layers below, so its refusals carry the security
+        // headers and a request id, and are counted and traced.
+        .layer(middleware::from_fn(head_limits::refuse_oversized_heads))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -298,8 +303,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such route")
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
-    let mut r = ApiError::BadRequest("method not allowed on this route".into()).into_response();
-    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    r
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

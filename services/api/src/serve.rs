@@ -5,6 +5,8 @@
 //! - **Headers** must arrive within [`ConnectionLimits::header_read`],
 //!   counted from the moment the server waits for a request, so an idle
 //!   keep-alive connection closes after that time too.
+//! - **Heads** past hyper's own limits, far above the router's (see
+//!   [`crate::head_limits`]), are refused by hyper alone: a bare 431.
 //! - **Bodies** must arrive whole within [`ConnectionLimits::body_read`] of
 //!   their headers (a 408).
 //! - **Connections** beyond [`ConnectionLimits::max_connections`] wait in
@@ -27,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::head_limits::{HEADER_FIELDS_HARD_LIMIT, HEAD_BYTES_HARD_LIMIT};
 use crate::{router, AppState};
 
 /// What a connection may take of the server.
@@ -88,7 +91,11 @@ pub async fn serve_with(
     // timeout at all.)
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
+        .header_read_timeout(limits.header_read)
+        // Above the router's own limits, which answer in the envelope; hyper
+        // answers these alone, with no body (see `head_limits`).
+        .max_header_size(HEAD_BYTES_HARD_LIMIT)
+        .max_headers(HEADER_FIELDS_HARD_LIMIT);
     let capacity = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);

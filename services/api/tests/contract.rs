@@ -166,3 +166,74 @@ async fn json_bodies_that_are_not_objects_are_refused() {
     // Creating an event from `["x"]` used to store one titled "x".
     assert!(store.directory.list().await.unwrap().is_empty());
 }
+
+/// The JSON error envelope of an answer: its `error` object.
+async fn error_of(r: axum::response::Response) -> Value {
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let bytes = r.into_body().collect().await.unwrap().to_bytes();
+    assert!(json, "not JSON: {}", String::from_utf8_lossy(&bytes));
+    let envelope: Value = serde_json::from_slice(&bytes).unwrap();
+    envelope["error"].clone()
+}
+
+/// A known path with a method it does not serve is a 405 whose code says
+/// so, with the methods the path does serve in `Allow`.
+#[tokio::test]
+async fn a_method_a_path_does_not_serve_is_405_with_allow() {
+    let eid = ulid::Ulid::new();
+    for (method, uri, allowed) in [
+        (Method::DELETE, "/api/events".to_owned(), "POST"),
+        (Method::POST, "/healthz".to_owned(), "GET,HEAD"),
+        (
+            Method::PATCH,
+            format!("/api/events/{eid}/questions"),
+            "GET,HEAD,POST",
+        ),
+    ] {
+        let r = app()
+            .oneshot(
+                Request::builder()
+                    .method(method.clone())
+                    .uri(&uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        let allow: BTreeSet<&str> = r
+            .headers()
+            .get(header::ALLOW)
+            .map(|v| v.to_str().unwrap().split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            allow,
+            allowed.split(',').collect::<BTreeSet<_>>(),
+            "{method} {uri}"
+        );
+        let error = error_of(r).await;
+        assert_eq!(error["code"], "method_not_allowed", "{method} {uri}");
+    }
+}
+
+/// A page or asset path that does not percent-decode to UTF-8 is a 400 in
+/// the envelope, as it is on every API route.
+#[tokio::test]
+async fn undecodable_page_and_asset_paths_are_400_in_the_envelope() {
+    for uri in [
+        "/event/%ff",
+        "/event/%ff/host",
+        "/assets/%ff/app.js",
+        "/assets/build/%ff",
+    ] {
+        let r = app()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(error_of(r).await["code"], "bad_request", "{uri}");
+    }
+}

@@ -5,6 +5,7 @@
 
 use std::sync::LazyLock;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -86,14 +87,24 @@ pub async fn home() -> Response {
 
 /// Guest and host pages share one document; the script tells them apart by
 /// the path (`…/host`) and reads the host secret from the fragment.
-pub async fn event_page(Path(params): Path<Vec<(String, String)>>) -> Result<Response, ApiError> {
+pub async fn event_page(
+    params: Result<Path<Vec<(String, String)>>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(params) = params?;
     let eid = params.first().map(|(_, v)| v.as_str()).unwrap_or_default();
     eid.parse::<openfloor_domain::ids::EventId>()
         .map_err(|_| ApiError::NotFound("no such page"))?;
     Ok(html(&BUILD.event))
 }
 
-pub async fn asset(Path((build, name)): Path<(String, String)>, headers: HeaderMap) -> Response {
+pub async fn asset(
+    params: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let Path((build, name)) = match params {
+        Ok(params) => params,
+        Err(rejection) => return ApiError::from(rejection).into_response(),
+    };
     let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
         return ApiError::NotFound("no such asset").into_response();
     };
