@@ -146,9 +146,9 @@ pub fn render_for(state: &EventState, audience: Audience) -> RenderedView {
     version.truncate(16);
 
     let json = format!(
-        r#"{{"event":{head},"version":"{version}","questions":{questions},"answered":{answered},"more":{more}}}"#
-    )
-    .into_bytes();
+        r#"{{"event":{head},"version":"{version}","questions":{questions},"#
+    ) + &format!(r#""answered":{answered},"more":{more}}}"#);
+    let json = json.into_bytes();
     RenderedView { json, version }
 }
 
