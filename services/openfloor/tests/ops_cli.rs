@@ -349,3 +349,91 @@ fn a_directory_without_a_store_is_refused_and_left_as_it_was() {
         assert!(!typo.exists(), "{command:?} created {}", typo.display());
     }
 }
+
+/// The database file inside a data directory.
+fn database(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("openfloor.sqlite3")
+}
+
+/// Two events hosted through HTTP; the newest record of the first is then
+/// overwritten with bytes that are not a record (a failing disk, a stray
+/// tool). Returns the damaged event, its damaged record's key, and the
+/// intact event.
+async fn two_events_one_damaged(data: &std::path::Path) -> (String, String, String) {
+    let (damaged, _, _) = host_an_event(data).await;
+    let (intact, _, _) = host_an_event(data).await;
+    let conn = rusqlite::Connection::open(database(data)).unwrap();
+    let key: String = conn
+        .query_row(
+            "UPDATE records SET body = '{\"kind\": \"ans' WHERE event = ?1 AND seq = \
+             (SELECT MAX(seq) FROM records WHERE event = ?1) RETURNING key",
+            [&damaged],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (damaged, key, intact)
+}
+
+/// `verify --all` names each damaged event and its bad record, verifies
+/// the others, and fails at the end with a summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_all_names_a_damaged_record_and_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let (damaged, key, intact) = two_events_one_damaged(data.path()).await;
+    let out = process::run(OPENFLOOR, data.path(), &["verify", "--all"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{damaged}: DAMAGED")) && stdout.contains(&key),
+        "the event and its record are named: {stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("{intact}: ok")),
+        "the other event is verified: {stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("2 events verified") && stdout.contains("1 damaged"),
+        "{stdout}"
+    );
+}
+
+/// A server over a damaged record keeps serving, its event included, and
+/// says so: `/healthz` answers 200 "degraded" naming the event, and
+/// `/metrics` counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_over_a_damaged_record_serves_and_says_degraded() {
+    let data = tempfile::tempdir().unwrap();
+    let (damaged, _, intact) = two_events_one_damaged(data.path()).await;
+    let server = Server::start(OPENFLOOR, data.path(), &[]);
+    let api = ApiClient::new(&server.base);
+    // The damaged event takes new questions, and its view shows them.
+    api.ask(&damaged, "after the damage").await;
+    api.wait_for_guest(&damaged, |v| v.to_string().contains("after the damage"))
+        .await;
+    assert_eq!(
+        api.get(&format!("/api/events/{intact}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let health = api.get("/healthz").send().await.unwrap();
+    assert_eq!(health.status(), 200, "one damaged event is no outage");
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["damaged_events"], json!([damaged]), "{health}");
+    let metrics = api
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "openfloor_damaged_events 1"),
+        "{metrics}"
+    );
+}

@@ -162,7 +162,7 @@ async fn sqlite_writers_sharing_a_directory_number_records_in_commit_order() {
         .unwrap()
         .expect("SQLite hands out cursors");
     assert_eq!(
-        records.len(),
+        records.records.len(),
         20,
         "every record, whichever process wrote it"
     );
@@ -220,5 +220,57 @@ async fn sqlite_lists_every_event_but_a_damaged_one() {
     assert!(
         store.directory.get(damaged.event).await.is_err(),
         "named, not hidden"
+    );
+}
+
+/// A record whose stored body cannot be decoded is handed up apart, named
+/// by its key and commit number, and the read goes on: whole reads and
+/// incremental ones alike. A caller that needs every record is refused,
+/// told which one is damaged.
+#[tokio::test]
+async fn sqlite_reads_every_record_but_a_damaged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = event(41);
+    let store = SqliteStore::open(dir.path()).unwrap().store();
+    let records: Vec<_> = (1..=3).map(|v| vote(log, v, 1, v as u8, 1)).collect();
+    for r in &records {
+        store.log.append(log, r.clone()).await.unwrap();
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("openfloor.sqlite3")).unwrap();
+    // One body no longer JSON, one no longer even text.
+    for (body, record) in [("'{\"kind\": \"vo'", &records[0]), ("x'00ff'", &records[2])] {
+        let sql = format!("UPDATE records SET body = {body} WHERE id = ?1");
+        assert_eq!(conn.execute(&sql, [record.id.to_string()]).unwrap(), 1);
+    }
+    drop(conn);
+
+    let read = store.log.read_salvaged(log).await.unwrap();
+    assert_eq!(read.records, [records[1].clone()]);
+    let named: Vec<_> = read.damaged.iter().map(|d| d.location.as_str()).collect();
+    let key = |i: usize| records[i].key().as_str().to_owned();
+    assert_eq!(
+        named,
+        [
+            format!("{} (commit 1)", key(0)),
+            format!("{} (commit 3)", key(2))
+        ]
+    );
+    assert_eq!(read.stored(), 3);
+
+    let (since, cursor) = store
+        .log
+        .read_since(log, openfloor_store::LogCursor::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((since.records.len(), since.damaged.len()), (1, 2));
+    assert_eq!(cursor, openfloor_store::LogCursor(3), "past the damage");
+
+    let refused = store.log.read_event(log).await.unwrap_err();
+    assert!(
+        matches!(refused, openfloor_store::StoreError::Corrupt { .. })
+            && refused.to_string().contains(&key(0))
+            && refused.to_string().contains(&log.event.to_string()),
+        "{refused}"
     );
 }

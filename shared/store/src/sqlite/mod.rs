@@ -39,8 +39,8 @@ use self::views::ViewCache;
 use self::writer::Writer;
 use self::writes::{AppendRecord, AppendRecords, CreateEvent, StoreView};
 use crate::{
-    Appended, Directory, EventLog, EventMeta, Log, LogCursor, Lookup, Store, StoreError,
-    StoreResult, StoredView, Views,
+    Appended, DamagedEvents, Directory, EventLog, EventMeta, Log, LogCursor, Lookup, Salvaged,
+    Store, StoreError, StoreResult, StoredView, Views,
 };
 
 /// The database's file name inside the data directory.
@@ -52,6 +52,7 @@ struct Inner {
     /// Views are served from memory; see [`ViewCache`].
     views: ViewCache,
     client_salt: Vec<u8>,
+    damage: DamagedEvents,
 }
 
 /// The SQLite store. Cheap to clone.
@@ -89,6 +90,7 @@ impl SqliteStore {
                 readers: ReaderPool::new(path),
                 views: ViewCache::default(),
                 client_salt,
+                damage: DamagedEvents::new(),
             }),
         })
     }
@@ -100,6 +102,7 @@ impl SqliteStore {
             log: Arc::new(self.clone()),
             views: Arc::new(self.clone()),
             states: None,
+            damage: self.inner.damage.clone(),
         }
     }
 
@@ -193,6 +196,13 @@ impl Log for SqliteStore {
         backend = "sqlite", event = %log.event,
     ))]
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
+        self.read_salvaged(log).await?.whole(log.event)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event,
+    ))]
+    async fn read_salvaged(&self, log: EventLog) -> StoreResult<Salvaged> {
         self.read(move |c| reads::event_records(c, log.event)).await
     }
 
@@ -216,7 +226,7 @@ impl Log for SqliteStore {
         &self,
         log: EventLog,
         cursor: LogCursor,
-    ) -> StoreResult<Option<(Vec<Record>, LogCursor)>> {
+    ) -> StoreResult<Option<(Salvaged, LogCursor)>> {
         self.read(move |c| reads::records_since(c, log.event, cursor))
             .await
             .map(Some)
