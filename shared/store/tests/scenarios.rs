@@ -274,3 +274,76 @@ async fn sqlite_reads_every_record_but_a_damaged_one() {
         "{refused}"
     );
 }
+
+/// A directory that held a store whose database is gone is refused, not
+/// filled with a new empty store, unless the loss is accepted; a store
+/// made before the marker existed gains it when opened.
+#[test]
+fn sqlite_refuses_a_directory_whose_database_is_gone() {
+    use openfloor_store::sqlite::{IfDatabaseGone, STORE_MARKER};
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    std::fs::remove_file(dir.path().join(STORE_MARKER)).unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    assert!(
+        dir.path().join(STORE_MARKER).is_file(),
+        "marked when opened"
+    );
+    for file in [
+        "openfloor.sqlite3",
+        "openfloor.sqlite3-wal",
+        "openfloor.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let error = SqliteStore::open(dir.path()).err().expect("refused");
+    assert!(error.to_string().contains("is gone"), "{error}");
+    assert!(!SqliteStore::exists_in(dir.path()), "nothing created");
+    SqliteStore::open_with(dir.path(), IfDatabaseGone::StartAnew).unwrap();
+    assert!(SqliteStore::exists_in(dir.path()));
+}
+
+/// SQLite's quick check passes on a sound database and fails, naming what
+/// it found, on one with a damaged page.
+#[tokio::test]
+async fn sqlite_quick_check_finds_a_damaged_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = event(42);
+    {
+        let sqlite = SqliteStore::open(dir.path()).unwrap();
+        let store = sqlite.store();
+        for v in 1..=50 {
+            store
+                .log
+                .append(log, vote(log, v, 1, v as u8, 1))
+                .await
+                .unwrap();
+        }
+        sqlite.quick_check().await.expect("sound");
+    }
+    let file = dir.path().join("openfloor.sqlite3");
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let (page_size, root): (u64, u64) = conn
+        .query_row(
+            "SELECT (SELECT page_size FROM pragma_page_size), rootpage \
+             FROM sqlite_master WHERE name = 'records'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = usize::try_from((root - 1) * page_size).unwrap();
+    bytes[at..at + 16].fill(0xEE);
+    std::fs::write(&file, bytes).unwrap();
+
+    let sqlite = SqliteStore::open(dir.path()).unwrap();
+    let error = sqlite.quick_check().await.unwrap_err();
+    assert!(
+        matches!(error, openfloor_store::StoreError::Corrupt { .. })
+            && error.to_string().contains("integrity check"),
+        "{error}"
+    );
+}

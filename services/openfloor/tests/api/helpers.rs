@@ -73,6 +73,7 @@ pub async fn spawn_app_in(data: Arc<TempDir>) -> TestApp {
         body_timeout: limits.body_read,
         max_connections: limits.max_connections,
         shutdown_grace: limits.shutdown_grace,
+        accept_lost_data: false,
     };
     let store_args = StoreArgs {
         backend: Backend::Embedded,
