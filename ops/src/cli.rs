@@ -33,7 +33,8 @@ pub enum OpsCommand {
         at: Option<String>,
     },
     /// Recompute views from the log and compare with the stored ones; exit 1
-    /// on any difference.
+    /// on any difference, or any damaged record (each is named, and the
+    /// other events are verified all the same).
     Verify {
         /// The event to verify (or use --all).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -182,32 +183,9 @@ pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode
                     .await?
                     .with_context(|| format!("no event {id} in this store"))?]
             };
-            let mut bad = 0;
-            for meta in &events {
-                let v = verify_event(&store, meta, repair).await?;
-                if v.problems.is_empty() {
-                    writeln!(stdout, "{}: ok ({} records)", v.event, v.log_records)?;
-                } else {
-                    bad += 1;
-                    writeln!(stdout, "{}: MISMATCH", v.event)?;
-                    for p in &v.problems {
-                        writeln!(stdout, "  - {p}")?;
-                    }
-                    if v.repaired {
-                        writeln!(
-                            stdout,
-                            "  repaired: views rewritten from {} records",
-                            v.log_records
-                        )?;
-                    }
-                }
-            }
-            writeln!(
-                stdout,
-                "{} events verified, {bad} with differences",
-                events.len()
-            )?;
-            if bad > 0 && !repair {
+            let summary = verify_each(&store, &events, repair, &mut stdout).await?;
+            writeln!(stdout, "{summary}")?;
+            if !summary.passed(repair) {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -304,6 +282,100 @@ pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `verify` found over all the events it looked at.
+#[derive(Debug, Default)]
+struct VerifySummary {
+    events: usize,
+    /// Events whose stored views differ from their log.
+    differing: usize,
+    /// Events with records that cannot be read back.
+    damaged: usize,
+    /// Events that could not be verified at all (their log unreadable).
+    failed: usize,
+}
+
+impl VerifySummary {
+    /// Whether `verify` succeeds: nothing damaged or unreadable (no repair
+    /// mends those: only a backup does), and no differences left.
+    fn passed(&self, repaired: bool) -> bool {
+        self.damaged == 0 && self.failed == 0 && (self.differing == 0 || repaired)
+    }
+}
+
+impl std::fmt::Display for VerifySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events verified, {} with differences",
+            self.events, self.differing
+        )?;
+        if self.damaged > 0 || self.failed > 0 {
+            write!(
+                f,
+                ", {} damaged, {} could not be read",
+                self.damaged, self.failed
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Verifies each of `events`, writing what it finds: one event's damage or
+/// failure is named and the next is verified, so one bad event cannot hide
+/// the state of the others.
+async fn verify_each(
+    store: &Store,
+    events: &[openfloor_store::EventMeta],
+    repair: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<VerifySummary> {
+    let mut summary = VerifySummary {
+        events: events.len(),
+        ..VerifySummary::default()
+    };
+    for meta in events {
+        let v = match verify_event(store, meta, repair).await {
+            Ok(v) => v,
+            Err(error) => {
+                summary.failed += 1;
+                let error = openfloor_store::cause_chain(&error);
+                writeln!(out, "{}: FAILED: {error}", meta.id)?;
+                continue;
+            }
+        };
+        if !v.damaged.is_empty() {
+            summary.damaged += 1;
+            writeln!(
+                out,
+                "{}: DAMAGED: {} stored record(s) cannot be read back; the views skip \
+                 them (restore them from a backup)",
+                v.event,
+                v.damaged.len()
+            )?;
+            for damaged in &v.damaged {
+                writeln!(out, "  - {damaged}")?;
+            }
+        }
+        if v.problems.is_empty() {
+            writeln!(out, "{}: ok ({} records)", v.event, v.log_records)?;
+            continue;
+        }
+        summary.differing += 1;
+        writeln!(out, "{}: MISMATCH", v.event)?;
+        for p in &v.problems {
+            writeln!(out, "  - {p}")?;
+        }
+        if v.repaired {
+            writeln!(
+                out,
+                "  repaired: views rewritten from {} records",
+                v.log_records
+            )?;
+        }
+    }
+    Ok(summary)
 }
 
 /// Writes a new signing key to `file` (refusing to replace one, readable by

@@ -20,6 +20,14 @@
 //!
 //! A projection that is not told which records are new (a sweep, a queued
 //! command) folds the whole log into the state.
+//!
+//! A stored record that cannot be read back (damaged) does not stop its
+//! event: the projection folds every record it can read, skips the damaged
+//! ones, counts them as read (so the views' guard still compares lengths of
+//! the log, and a view made before the damage is not replaced by one
+//! folding less), and reports them to the store's
+//! [`DamagedEvents`](openfloor_store::DamagedEvents), which logs each once
+//! and shows them in `/healthz` and the metrics (DESIGN.md, "Damage").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +41,7 @@ use openfloor_domain::view::render;
 use openfloor_domain::Millis;
 use openfloor_store::{
     cause_chain, Dirty, EventLog, EventMeta, KeptState, LocalTrigger, LogCursor, ProjectionStates,
-    StateStamp, Store, StoreError, StoreResult, StoredView, Trigger,
+    Salvaged, StateStamp, Store, StoreError, StoreResult, StoredView, Trigger,
 };
 use opentelemetry::trace::SpanContext;
 use tokio::sync::Mutex;
@@ -271,17 +279,12 @@ impl Projector {
                 (view, minted, read, stored_here)
             }
             None => {
-                let records = self.store.log.read_event(log).await?;
+                let read = self.read_whole(log).await?;
                 // Which records are new is unknown here: the newest stands
                 // for them.
-                let newest = records.iter().map(|r| r.id.timestamp_ms()).max();
-                let view = project_records(event, &records, records.len() as u64);
-                (
-                    view,
-                    newest.into_iter().collect(),
-                    records.len() as u64,
-                    None,
-                )
+                let newest = read.records.iter().map(|r| r.id.timestamp_ms()).max();
+                let view = project_records(event, &read.records, read.stored());
+                (view, newest.into_iter().collect(), read.stored(), None)
             }
         };
         let records = view.records;
@@ -325,11 +328,26 @@ impl Projector {
         let Some((new, cursor)) = self.store.log.read_since(log, folded.cursor).await? else {
             return Ok(None);
         };
-        folded.state.apply_all(&new);
-        folded.records += new.len() as u64;
+        if folded.cursor == LogCursor::default() {
+            self.store.damage.read_whole(log.event, &new.damaged);
+        } else {
+            self.store.damage.read_part(log.event, &new.damaged);
+        }
+        folded.state.apply_all(&new.records);
+        // Damaged records count as read (see `Salvaged::stored`): the
+        // cursor has passed them.
+        folded.records += new.stored();
         folded.cursor = cursor;
-        let minted = new.iter().map(|r| r.id.timestamp_ms()).collect();
+        let minted = new.records.iter().map(|r| r.id.timestamp_ms()).collect();
         Ok(Some((folded, minted)))
+    }
+
+    /// Reads `log` whole, its damaged records apart (reported to the
+    /// store's list of damaged events, and skipped).
+    async fn read_whole(&self, log: EventLog) -> StoreResult<Salvaged> {
+        let read = self.store.log.read_salvaged(log).await?;
+        self.store.damage.read_whole(log.event, &read.damaged);
+        Ok(read)
     }
 
     /// Brings the stored state up to date with `new` (the whole log when
@@ -347,7 +365,7 @@ impl Projector {
         let mut whole_log = new.is_none();
         let mut new = match new {
             Some(records) => records,
-            None => self.store.log.read_event(log).await?,
+            None => self.read_whole(log).await?.records,
         };
         let stored_before = kept.as_ref().and_then(|f| f.stored);
         let mut kept = kept.map(|f| KeptState {
@@ -360,7 +378,7 @@ impl Projector {
             // whose state was deleted or lost): it starts from the whole
             // log, not from the news alone.
             if loaded.stamp.pieces.is_empty() && !whole_log {
-                new.extend(self.store.log.read_event(log).await?);
+                new.extend(self.read_whole(log).await?.records);
                 whole_log = true;
             }
             let before = loaded.state.implied_records();
@@ -541,17 +559,28 @@ impl Projector {
         }
     }
 
-    /// Projects `batch` concurrently; a failed event is retried shortly.
+    /// Projects `batch` concurrently; a failed event is retried shortly,
+    /// unless what failed is damaged stored data (its directory entry, say),
+    /// which no retry mends: that is logged as an error and tried again
+    /// only when the event changes, or at the next start.
     async fn project_round(self: &Arc<Self>, trigger: &Arc<LocalTrigger>, batch: Vec<Dirty>) {
         let mut tasks = tokio::task::JoinSet::new();
         for Dirty { event, links } in batch {
             let this = self.clone();
             let trigger = trigger.clone();
             tasks.spawn(async move {
-                if let Err(error) = this.project_linked(event, links).await {
-                    tracing::warn!(%event, %error, "projection failed; retrying shortly");
-                    tokio::time::sleep(RETRY_AFTER_FAILURE).await;
-                    trigger.notify(event);
+                match this.project_linked(event, links).await {
+                    Ok(_) => {}
+                    Err(error @ StoreError::Corrupt { .. }) => tracing::error!(
+                        %event,
+                        error = %cause_chain(&error),
+                        "projection failed on damaged data; not retried until the event changes"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%event, %error, "projection failed; retrying shortly");
+                        tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+                        trigger.notify(event);
+                    }
                 }
             });
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use openfloor_domain::clock::{Clock as _, SystemClock};
 use openfloor_domain::ids::EventId;
-use openfloor_store::{EventMeta, Store, StoreResult, StoredView};
+use openfloor_store::{DamagedRecord, EventMeta, Store, StoreResult, StoredView};
 use serde_json::Value;
 
 use crate::project_records;
@@ -23,6 +23,10 @@ pub struct Verification {
     /// Each difference, in words. Empty: the stored views are exactly what
     /// the log says.
     pub problems: Vec<String>,
+    /// Records of the log that cannot be read back: the recomputed views
+    /// skip them (as the projector does), and no repair can bring them
+    /// back; only a backup can.
+    pub damaged: Vec<DamagedRecord>,
     /// Whether `--repair` rewrote the views.
     pub repaired: bool,
 }
@@ -34,8 +38,9 @@ pub async fn verify_event(
     meta: &EventMeta,
     repair: bool,
 ) -> StoreResult<Verification> {
-    let records = store.log.read_event(meta.log()).await?;
-    let recomputed = project_records(meta.id, &records, records.len() as u64);
+    let read = store.log.read_salvaged(meta.log()).await?;
+    store.damage.read_whole(meta.id, &read.damaged);
+    let recomputed = project_records(meta.id, &read.records, read.stored());
     let mut problems = Vec::new();
     // Views that cannot be read (damaged, or parts gone) are a difference
     // to report and repair, not a reason to stop.
@@ -90,6 +95,7 @@ pub async fn verify_event(
         log_records: recomputed.records,
         view_records: stored.map(|s| s.records),
         problems,
+        damaged: read.damaged,
         repaired,
     })
 }

@@ -261,6 +261,7 @@ async fn watched_store(meta: &EventMeta, len: u64, unreadable: bool) -> (Store, 
         log: memory,
         views: views.clone(),
         states: None,
+        damage: Default::default(),
     };
     store.directory.create(meta).await.unwrap();
     store
@@ -409,6 +410,7 @@ fn store_with_states() -> (Store, Arc<MemoryStore>, Arc<CountedLog>, Arc<MemoryS
         log: log.clone(),
         views: memory.clone(),
         states: Some(states.clone()),
+        damage: Default::default(),
     };
     (store, memory, log, states)
 }

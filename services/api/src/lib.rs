@@ -280,15 +280,36 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     span
 }
 
+/// How many damaged events `/healthz` names (it counts them all).
+const HEALTH_NAMES_DAMAGED: usize = 20;
+
+/// 200 while the store answers, "degraded" when events are known to be
+/// damaged. Still 200 then: a load balancer taking the instance out would
+/// take every other event with it, and the damaged one too, whose readable
+/// records are still served. Whoever looks sees which events (the first
+/// [`HEALTH_NAMES_DAMAGED`]); alerts watch `openfloor_damaged_events`.
 async fn health(
     axum::extract::State(app): axum::extract::State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // A directory read proves the store answers.
     let probe = openfloor_domain::ids::EventId::from_ulid(ulid::Ulid::nil());
     app.store.directory.get(probe).await?;
-    Ok(Json(
-        serde_json::json!({"status": "ok", "region": app.config.regions.serving}),
-    ))
+    let region = &app.config.regions.serving;
+    let damaged = app.store.damage.events();
+    if damaged.is_empty() {
+        return Ok(Json(serde_json::json!({"status": "ok", "region": region})));
+    }
+    let named: Vec<String> = damaged
+        .iter()
+        .take(HEALTH_NAMES_DAMAGED)
+        .map(ToString::to_string)
+        .collect();
+    Ok(Json(serde_json::json!({
+        "status": "degraded",
+        "region": region,
+        "damaged_events": named,
+        "damaged_event_count": damaged.len(),
+    })))
 }
 
 async fn openapi() -> axum::response::Response {

@@ -51,6 +51,7 @@ async fn setup(view_reuse: Duration) -> (axum::Router, Arc<Counted>, EventId) {
         log: memory,
         views: counted.clone(),
         states: None,
+        damage: Default::default(),
     };
     let meta = fixtures::event_meta(EventId::from_ulid(ulid::Ulid::new()))
         .region("eu-west-1")

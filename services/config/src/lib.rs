@@ -290,6 +290,13 @@ pub struct ServeArgs {
     /// How long a stop waits for requests in flight.
     #[arg(long, env = "OPENFLOOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     pub shutdown_grace: Duration,
+
+    /// Start a new, empty embedded store in --data even though the
+    /// directory held one whose database is gone (deleted, or a volume not
+    /// mounted in its place). Without it the server refuses to start there,
+    /// so that a lost database is restored, not silently replaced.
+    #[arg(long, env = "OPENFLOOR_ACCEPT_LOST_DATA")]
+    pub accept_lost_data: bool,
 }
 
 /// A duration as people write it: `10s`, `500ms`, `1m`.

@@ -15,7 +15,7 @@ use openfloor_aws::Aws;
 use openfloor_domain::clock::{Clock, SystemClock};
 use openfloor_projector::service::ProjectorService;
 use openfloor_projector::Projector;
-use openfloor_store::sqlite::{SqliteStore, WriterLock};
+use openfloor_store::sqlite::{IfDatabaseGone, SqliteStore, WriterLock};
 use openfloor_store::{cause_chain, LocalTrigger, Store, Trigger};
 use openfloor_telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -72,7 +72,7 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let backing = match store_args.backend {
-        Backend::Embedded => embedded(&store_args.data, args, clock.clone())?,
+        Backend::Embedded => embedded(&store_args.data, args, clock.clone()).await?,
         Backend::Aws => aws(store_args, args, clock.clone()).await?,
     };
     let mut config = args.api_config(
@@ -104,11 +104,23 @@ pub async fn serve_with_clock(
     Ok(())
 }
 
-fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Backing> {
+async fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Backing> {
     // Before anything is opened: a second server on this directory stops
     // here, with the reason.
     let lock = WriterLock::acquire(data)?;
-    let sqlite = SqliteStore::open_caching(data, args.view_cache_bytes())?;
+    let if_gone = if args.accept_lost_data {
+        IfDatabaseGone::StartAnew
+    } else {
+        IfDatabaseGone::Refuse
+    };
+    let sqlite = SqliteStore::open_with(data, if_gone, args.view_cache_bytes())?;
+    // A damaged page found now stops the start, with SQLite's findings,
+    // rather than failing reads one by one later.
+    let took = sqlite.quick_check().await?;
+    tracing::info!(
+        took_ms = took.as_millis(),
+        "database passed its quick integrity check"
+    );
     let store = sqlite.store();
     let trigger = Arc::new(LocalTrigger::new());
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());

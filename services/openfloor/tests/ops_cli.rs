@@ -349,3 +349,177 @@ fn a_directory_without_a_store_is_refused_and_left_as_it_was() {
         assert!(!typo.exists(), "{command:?} created {}", typo.display());
     }
 }
+
+/// The database file inside a data directory.
+fn database(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("openfloor.sqlite3")
+}
+
+/// Two events hosted through HTTP; the newest record of the first is then
+/// overwritten with bytes that are not a record (a failing disk, a stray
+/// tool). Returns the damaged event, its damaged record's key, and the
+/// intact event.
+async fn two_events_one_damaged(data: &std::path::Path) -> (String, String, String) {
+    let (damaged, _, _) = host_an_event(data).await;
+    let (intact, _, _) = host_an_event(data).await;
+    let conn = rusqlite::Connection::open(database(data)).unwrap();
+    let key: String = conn
+        .query_row(
+            "UPDATE records SET body = '{\"kind\": \"ans' WHERE event = ?1 AND seq = \
+             (SELECT MAX(seq) FROM records WHERE event = ?1) RETURNING key",
+            [&damaged],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (damaged, key, intact)
+}
+
+/// `verify --all` names each damaged event and its bad record, verifies
+/// the others, and fails at the end with a summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_all_names_a_damaged_record_and_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let (damaged, key, intact) = two_events_one_damaged(data.path()).await;
+    let out = process::run(OPENFLOOR, data.path(), &["verify", "--all"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{damaged}: DAMAGED")) && stdout.contains(&key),
+        "the event and its record are named: {stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("{intact}: ok")),
+        "the other event is verified: {stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("2 events verified") && stdout.contains("1 damaged"),
+        "{stdout}"
+    );
+}
+
+/// A server over a damaged record keeps serving, its event included, and
+/// says so: `/healthz` answers 200 "degraded" naming the event, and
+/// `/metrics` counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_over_a_damaged_record_serves_and_says_degraded() {
+    let data = tempfile::tempdir().unwrap();
+    let (damaged, _, intact) = two_events_one_damaged(data.path()).await;
+    let server = Server::start(OPENFLOOR, data.path(), &[]);
+    let api = ApiClient::new(&server.base);
+    // The damaged event takes new questions, and its view shows them.
+    api.ask(&damaged, "after the damage").await;
+    api.wait_for_guest(&damaged, |v| v.to_string().contains("after the damage"))
+        .await;
+    assert_eq!(
+        api.get(&format!("/api/events/{intact}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let health = api.get("/healthz").send().await.unwrap();
+    assert_eq!(health.status(), 200, "one damaged event is no outage");
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["damaged_events"], json!([damaged]), "{health}");
+    let metrics = api
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "openfloor_damaged_events 1"),
+        "{metrics}"
+    );
+}
+
+/// Runs the server over `data` expecting it to refuse to start: returns
+/// what it wrote to stderr. A server still running after a while started
+/// where it should not have; it is killed and the test fails.
+fn refused_start(data: &std::path::Path, extra: &[&str]) -> String {
+    let mut child = std::process::Command::new(OPENFLOOR)
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .env("OPENFLOOR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started on {}", data.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A data directory whose database is gone (deleted, a volume not
+/// mounted in its place) is not a new store: the server refuses to start
+/// and names the ways out; told to, it starts a new, empty store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_lost_its_database_is_refused_unless_told() {
+    let data = tempfile::tempdir().unwrap();
+    let (eid, _, _) = host_an_event(data.path()).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("openfloor.sqlite3{suffix}");
+        let _ = std::fs::remove_file(data.path().join(file));
+    }
+    let refused = refused_start(data.path(), &[]);
+    assert!(
+        refused.contains("openfloor.sqlite3")
+            && refused.contains("Restore")
+            && refused.contains("--accept-lost-data"),
+        "{refused}"
+    );
+    assert!(!database(data.path()).exists(), "nothing was created");
+
+    let server = Server::start(OPENFLOOR, data.path(), &["--accept-lost-data"]);
+    let api = ApiClient::new(&server.base);
+    let r = api.get(&format!("/api/events/{eid}")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "a new, empty store");
+}
+
+/// A database whose pages are damaged fails SQLite's quick integrity
+/// check, and the server refuses to start on it, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_failing_its_integrity_check_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    host_an_event(data.path()).await;
+    // Every page in the database file itself, then the records' first page
+    // overwritten with a page type SQLite does not have.
+    let conn = rusqlite::Connection::open(database(data.path())).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let (page_size, root): (u64, u64) = conn
+        .query_row(
+            "SELECT (SELECT page_size FROM pragma_page_size), rootpage \
+             FROM sqlite_master WHERE name = 'records'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(conn);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(database(data.path()))
+        .unwrap();
+    use std::io::{Seek, SeekFrom, Write};
+    file.seek(SeekFrom::Start((root - 1) * page_size)).unwrap();
+    file.write_all(&[0xEE; 16]).unwrap();
+    drop(file);
+
+    let refused = refused_start(data.path(), &[]);
+    assert!(refused.contains("integrity check"), "{refused}");
+}

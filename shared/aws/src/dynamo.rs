@@ -22,7 +22,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use openfloor_domain::ids::EventId;
 use openfloor_domain::record::{Record, RecordKey, Sequence};
 use openfloor_store::{
-    Appended, Directory, EventLog, EventMeta, Log, Lookup, StoreError, StoreResult,
+    Appended, DamagedRecord, Directory, EventLog, EventMeta, Log, Lookup, Salvaged, StoreError,
+    StoreResult,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,21 @@ impl RecordItem {
             body,
             ttl: ttl(log.expires_at),
             trace: openfloor_telemetry::current_traceparent(),
+        })
+    }
+
+    /// Decodes a record item of a whole event's read; one that cannot be
+    /// decoded is named by its keys, for [`Log::read_salvaged`].
+    fn salvage(item: Item) -> Result<Record, DamagedRecord> {
+        let key = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .map_or_else(|| format!("(no {name})"), String::clone)
+        };
+        let location = format!("{} in {}", key("sk"), key("pk"));
+        Self::decode(item).map_err(|error| DamagedRecord {
+            location,
+            error: openfloor_store::cause_chain(&error),
         })
     }
 
@@ -441,16 +457,26 @@ impl Log for DynamoStore {
         backend = "dynamodb", table = %self.records_table, event = %log.event,
     ))]
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
+        self.read_salvaged(log).await?.whole(log.event)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "dynamodb", table = %self.records_table, event = %log.event,
+    ))]
+    async fn read_salvaged(&self, log: EventLog) -> StoreResult<Salvaged> {
         let shards = stream::iter(0..log.shards.max(1))
             .map(|shard| self.query_partition(partition(log, shard)))
             .buffer_unordered(usize::from(log.shards.max(1)).min(8))
             .try_collect::<Vec<_>>()
             .await?;
-        shards
-            .into_iter()
-            .flatten()
-            .map(RecordItem::decode)
-            .collect()
+        let mut read = Salvaged::default();
+        for item in shards.into_iter().flatten() {
+            match RecordItem::salvage(item) {
+                Ok(record) => read.records.push(record),
+                Err(damaged) => read.damaged.push(damaged),
+            }
+        }
+        Ok(read)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(

@@ -139,6 +139,7 @@ impl Aws {
             log: store.clone(),
             views: store,
             states,
+            damage: openfloor_store::DamagedEvents::new(),
         }
     }
 

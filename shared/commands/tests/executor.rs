@@ -117,6 +117,7 @@ async fn setup(log: Option<Arc<dyn Log>>) -> Setup {
         log,
         views: memory,
         states: None,
+        damage: Default::default(),
     };
     let trigger = Arc::new(LocalTrigger::new());
     let executor = Executor::new(store.clone(), trigger.clone(), Arc::new(SystemClock));

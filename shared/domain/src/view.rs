@@ -145,9 +145,8 @@ pub fn render_for(state: &EventState, audience: Audience) -> RenderedView {
     let mut version = hex_lower(&hash.finalize());
     version.truncate(16);
 
-    let json = format!(
-        r#"{{"event":{head},"version":"{version}","questions":{questions},"#
-    ) + &format!(r#""answered":{answered},"more":{more}}}"#);
+    let json = format!(r#"{{"event":{head},"version":"{version}","questions":{questions},"#)
+        + &format!(r#""answered":{answered},"more":{more}}}"#);
     let json = json.into_bytes();
     RenderedView { json, version }
 }

@@ -27,11 +27,13 @@ use openfloor_domain::Millis;
 use serde::{Deserialize, Serialize};
 
 pub mod cause;
+pub mod damage;
 pub mod memory;
 pub mod sqlite;
 pub mod trigger;
 
 pub use cause::cause_chain;
+pub use damage::{DamagedEvents, DamagedRecord, Salvaged};
 pub use trigger::{
     Dirty, LocalTrigger, ProjectorCommand, StreamBatches, Touched, Trigger, MAX_LINKS,
 };
@@ -231,8 +233,21 @@ pub trait Log: Send + Sync {
         self.lookup(log, lookups).await
     }
     /// All of the event's records, in no particular order (the fold does not
-    /// care): every page, every shard, strongly consistent.
+    /// care): every page, every shard, strongly consistent. Fails if any
+    /// record cannot be read back: for callers that need the whole log or
+    /// nothing (an export, an audit); see [`Log::read_salvaged`].
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>>;
+    /// [`Log::read_event`], with each record that cannot be read back
+    /// handed up apart from the others instead of failing the read, so one
+    /// damaged row cannot freeze its event (the projector, `verify`). By
+    /// default a backend that cannot tell one bad record from a failed read
+    /// fails as `read_event` does.
+    async fn read_salvaged(&self, log: EventLog) -> StoreResult<Salvaged> {
+        Ok(Salvaged {
+            records: self.read_event(log).await?,
+            damaged: Vec::new(),
+        })
+    }
     /// Up to `limit` records with ids above `after`, in record-id order.
     /// By default the whole event is read and ordered here; backends with
     /// an index by record id do better.
@@ -248,9 +263,6 @@ pub trait Log: Send + Sync {
         records.truncate(limit);
         Ok(records)
     }
-    /// Records appended after `cursor`, with the cursor to continue from;
-    /// `None` where the backend cannot promise commit order (then callers
-    /// read the whole event).
     /// Appends many records (an import), each stored once; returns how many
     /// were new. Backends may commit them together.
     async fn append_batch(&self, log: EventLog, records: Vec<Record>) -> StoreResult<u64> {
@@ -262,11 +274,15 @@ pub trait Log: Send + Sync {
         }
         Ok(inserted)
     }
+    /// Records appended after `cursor`, with the cursor to continue from
+    /// (past damaged records too, which come apart, as from
+    /// [`Log::read_salvaged`]); `None` where the backend cannot promise
+    /// commit order (then callers read the whole event).
     async fn read_since(
         &self,
         _log: EventLog,
         _cursor: LogCursor,
-    ) -> StoreResult<Option<(Vec<Record>, LogCursor)>> {
+    ) -> StoreResult<Option<(Salvaged, LogCursor)>> {
         Ok(None)
     }
 }
@@ -388,7 +404,8 @@ pub trait ProjectionStates: Send + Sync {
     async fn store(&self, kept: &mut KeptState) -> StoreResult<bool>;
 }
 
-/// The storage roles of one deployment, as the API and projector use them.
+/// The storage roles of one deployment, as the API and projector use them,
+/// and what is known to be damaged in them.
 #[derive(Clone)]
 pub struct Store {
     pub directory: Arc<dyn Directory>,
@@ -397,4 +414,7 @@ pub struct Store {
     /// Where projectors keep states between runs; `None` where they keep
     /// them in memory and follow the log's commit order (SQLite, memory).
     pub states: Option<Arc<dyn ProjectionStates>>,
+    /// The events whose stored records cannot all be read back, as those
+    /// who read events whole found them (shown by `/healthz` and metrics).
+    pub damage: DamagedEvents,
 }

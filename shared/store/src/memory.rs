@@ -14,7 +14,7 @@ use openfloor_domain::toggles::ChunkEntries;
 
 use crate::{
     Appended, Directory, EventLog, EventMeta, KeptState, Log, LogCursor, ProjectionStates,
-    StateStamp, StoreError, StoreResult, StoredView, Views,
+    Salvaged, StateStamp, StoreError, StoreResult, StoredView, Views,
 };
 
 #[derive(Default)]
@@ -50,6 +50,7 @@ impl MemoryStore {
             log: m.clone(),
             views: m,
             states: None,
+            damage: crate::DamagedEvents::new(),
         }
     }
 }
@@ -118,18 +119,21 @@ impl Log for MemoryStore {
         &self,
         log: EventLog,
         cursor: LogCursor,
-    ) -> StoreResult<Option<(Vec<Record>, LogCursor)>> {
+    ) -> StoreResult<Option<(Salvaged, LogCursor)>> {
         let all = lock(&self.records);
         let Some(e) = all.get(&log.event) else {
-            return Ok(Some((Vec::new(), cursor)));
+            return Ok(Some((Salvaged::default(), cursor)));
         };
         let from = usize::try_from(cursor.0)
             .unwrap_or(usize::MAX)
             .min(e.in_order.len());
-        Ok(Some((
-            e.in_order[from..].to_vec(),
-            LogCursor(e.in_order.len() as u64),
-        )))
+        // Records are kept decoded here: none is ever damaged.
+        let records = e.in_order[from..].to_vec();
+        let read = Salvaged {
+            records,
+            damaged: Vec::new(),
+        };
+        Ok(Some((read, LogCursor(e.in_order.len() as u64))))
     }
 }
 

@@ -162,7 +162,7 @@ async fn sqlite_writers_sharing_a_directory_number_records_in_commit_order() {
         .unwrap()
         .expect("SQLite hands out cursors");
     assert_eq!(
-        records.len(),
+        records.records.len(),
         20,
         "every record, whichever process wrote it"
     );
@@ -220,5 +220,130 @@ async fn sqlite_lists_every_event_but_a_damaged_one() {
     assert!(
         store.directory.get(damaged.event).await.is_err(),
         "named, not hidden"
+    );
+}
+
+/// A record whose stored body cannot be decoded is handed up apart, named
+/// by its key and commit number, and the read goes on: whole reads and
+/// incremental ones alike. A caller that needs every record is refused,
+/// told which one is damaged.
+#[tokio::test]
+async fn sqlite_reads_every_record_but_a_damaged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = event(41);
+    let store = SqliteStore::open(dir.path()).unwrap().store();
+    let records: Vec<_> = (1..=3).map(|v| vote(log, v, 1, v as u8, 1)).collect();
+    for r in &records {
+        store.log.append(log, r.clone()).await.unwrap();
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("openfloor.sqlite3")).unwrap();
+    // One body no longer JSON, one no longer even text.
+    for (body, record) in [("'{\"kind\": \"vo'", &records[0]), ("x'00ff'", &records[2])] {
+        let sql = format!("UPDATE records SET body = {body} WHERE id = ?1");
+        assert_eq!(conn.execute(&sql, [record.id.to_string()]).unwrap(), 1);
+    }
+    drop(conn);
+
+    let read = store.log.read_salvaged(log).await.unwrap();
+    assert_eq!(read.records, [records[1].clone()]);
+    let named: Vec<_> = read.damaged.iter().map(|d| d.location.as_str()).collect();
+    let key = |i: usize| records[i].key().as_str().to_owned();
+    assert_eq!(
+        named,
+        [
+            format!("{} (commit 1)", key(0)),
+            format!("{} (commit 3)", key(2))
+        ]
+    );
+    assert_eq!(read.stored(), 3);
+
+    let (since, cursor) = store
+        .log
+        .read_since(log, openfloor_store::LogCursor::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((since.records.len(), since.damaged.len()), (1, 2));
+    assert_eq!(cursor, openfloor_store::LogCursor(3), "past the damage");
+
+    let refused = store.log.read_event(log).await.unwrap_err();
+    assert!(
+        matches!(refused, openfloor_store::StoreError::Corrupt { .. })
+            && refused.to_string().contains(&key(0))
+            && refused.to_string().contains(&log.event.to_string()),
+        "{refused}"
+    );
+}
+
+/// A directory that held a store whose database is gone is refused, not
+/// filled with a new empty store, unless the loss is accepted; a store
+/// made before the marker existed gains it when opened.
+#[test]
+fn sqlite_refuses_a_directory_whose_database_is_gone() {
+    use openfloor_store::sqlite::{IfDatabaseGone, STORE_MARKER};
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    std::fs::remove_file(dir.path().join(STORE_MARKER)).unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    assert!(
+        dir.path().join(STORE_MARKER).is_file(),
+        "marked when opened"
+    );
+    for file in [
+        "openfloor.sqlite3",
+        "openfloor.sqlite3-wal",
+        "openfloor.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let error = SqliteStore::open(dir.path()).err().expect("refused");
+    assert!(error.to_string().contains("is gone"), "{error}");
+    assert!(!SqliteStore::exists_in(dir.path()), "nothing created");
+    SqliteStore::open_with(dir.path(), IfDatabaseGone::StartAnew, 1 << 20).unwrap();
+    assert!(SqliteStore::exists_in(dir.path()));
+}
+
+/// SQLite's quick check passes on a sound database and fails, naming what
+/// it found, on one with a damaged page.
+#[tokio::test]
+async fn sqlite_quick_check_finds_a_damaged_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = event(42);
+    {
+        let sqlite = SqliteStore::open(dir.path()).unwrap();
+        let store = sqlite.store();
+        for v in 1..=50 {
+            store
+                .log
+                .append(log, vote(log, v, 1, v as u8, 1))
+                .await
+                .unwrap();
+        }
+        sqlite.quick_check().await.expect("sound");
+    }
+    let file = dir.path().join("openfloor.sqlite3");
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let (page_size, root): (u64, u64) = conn
+        .query_row(
+            "SELECT (SELECT page_size FROM pragma_page_size), rootpage \
+             FROM sqlite_master WHERE name = 'records'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = usize::try_from((root - 1) * page_size).unwrap();
+    bytes[at..at + 16].fill(0xEE);
+    std::fs::write(&file, bytes).unwrap();
+
+    let sqlite = SqliteStore::open(dir.path()).unwrap();
+    let error = sqlite.quick_check().await.unwrap_err();
+    assert!(
+        matches!(error, openfloor_store::StoreError::Corrupt { .. })
+            && error.to_string().contains("integrity check"),
+        "{error}"
     );
 }

@@ -193,7 +193,7 @@ pub async fn incremental_reads_never_skip(store: Store) {
     else {
         return; // backend without commit order: readers do full reads
     };
-    assert!(all.is_empty());
+    assert!(all.records.is_empty());
     store.log.append(log, vote(log, 1, 1, 1, 1)).await.unwrap();
     store
         .log
@@ -202,13 +202,13 @@ pub async fn incremental_reads_never_skip(store: Store) {
         .unwrap();
     store.log.append(log, vote(log, 2, 1, 2, 1)).await.unwrap();
     let (new, c2) = store.log.read_since(log, c1).await.unwrap().unwrap();
-    assert_eq!(new.len(), 2);
+    assert_eq!(new.records.len(), 2);
     let (none, c3) = store.log.read_since(log, c2).await.unwrap().unwrap();
-    assert!(none.is_empty());
+    assert!(none.records.is_empty());
     assert_eq!(c3, c2);
     store.log.append(log, vote(log, 3, 1, 3, 1)).await.unwrap();
     let (one, _) = store.log.read_since(log, c3).await.unwrap().unwrap();
-    assert_eq!(one.len(), 1);
+    assert_eq!(one.records.len(), 1);
     // Starting over gives everything.
     let (all, _) = store
         .log
@@ -216,7 +216,7 @@ pub async fn incremental_reads_never_skip(store: Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.records.len(), 3);
 }
 
 pub async fn directory_entries_are_written_once(store: Store) {

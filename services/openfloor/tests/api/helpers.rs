@@ -90,6 +90,7 @@ async fn spawn_app_configured(
         body_timeout: limits.body_read,
         max_connections: limits.max_connections,
         shutdown_grace: limits.shutdown_grace,
+        accept_lost_data: false,
     };
     configure(&mut args);
     let store_args = StoreArgs {

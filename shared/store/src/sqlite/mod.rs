@@ -26,8 +26,9 @@ mod writes;
 
 pub use lock::{LockError, WriterLock, LOCK_FILE};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use openfloor_domain::ids::{EventId, RecordId};
@@ -40,12 +41,35 @@ pub use self::views::DEFAULT_VIEW_CACHE_BYTES;
 use self::writer::Writer;
 use self::writes::{AppendRecord, AppendRecords, CreateEvent, StoreView};
 use crate::{
-    Appended, Directory, EventLog, EventMeta, Log, LogCursor, Lookup, Store, StoreError,
-    StoreResult, StoredView, Views,
+    Appended, DamagedEvents, Directory, EventLog, EventMeta, Log, LogCursor, Lookup, Salvaged,
+    Store, StoreError, StoreResult, StoredView, Views,
 };
+
+/// SQLite's quick integrity check, reporting at most 10 findings.
+const QUICK_CHECK: &str = "PRAGMA quick_check(10)";
 
 /// The database's file name inside the data directory.
 const DATABASE_FILE: &str = "openfloor.sqlite3";
+
+/// A file written beside the database once it exists, and never removed:
+/// a directory that holds it but no database has lost its store (deleted,
+/// a volume not mounted in its place), which opening must not mistake for
+/// an empty directory and fill with a new store.
+pub const STORE_MARKER: &str = "openfloor.store";
+
+const STORE_MARKER_TEXT: &str = "This directory holds an openfloor store (openfloor.sqlite3).\n\
+    If that file is gone, openfloor refuses to start a new, empty store here\n\
+    unless told to (--accept-lost-data); restore the file from a backup instead.\n";
+
+/// What opening does when the directory once held a store whose database
+/// is gone (see [`STORE_MARKER`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfDatabaseGone {
+    /// Refuse, naming the ways out.
+    Refuse,
+    /// Start a new, empty store: the operator has accepted the loss.
+    StartAnew,
+}
 
 struct Inner {
     writer: Writer,
@@ -53,6 +77,8 @@ struct Inner {
     /// Views are served from memory; see [`ViewCache`].
     views: ViewCache,
     client_salt: Vec<u8>,
+    damage: DamagedEvents,
+    path: PathBuf,
 }
 
 /// The SQLite store. Cheap to clone.
@@ -68,15 +94,20 @@ impl SqliteStore {
         dir.join(DATABASE_FILE).is_file()
     }
 
-    /// Opens (creating if needed) the store in directory `dir`, keeping
-    /// [`DEFAULT_VIEW_CACHE_BYTES`] of views in memory.
+    /// Opens (creating if needed) the store in directory `dir`, refusing a
+    /// directory whose store is gone, keeping [`DEFAULT_VIEW_CACHE_BYTES`]
+    /// of views in memory.
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        Self::open_caching(dir, DEFAULT_VIEW_CACHE_BYTES)
+        Self::open_with(dir, IfDatabaseGone::Refuse, DEFAULT_VIEW_CACHE_BYTES)
     }
 
-    /// [`SqliteStore::open`], keeping up to `view_cache_bytes` of views in
-    /// memory.
-    pub fn open_caching(dir: &Path, view_cache_bytes: u64) -> StoreResult<Self> {
+    /// [`SqliteStore::open`], choosing what to do if `dir` lost its store
+    /// and how many bytes of views to keep in memory.
+    pub fn open_with(
+        dir: &Path,
+        if_gone: IfDatabaseGone,
+        view_cache_bytes: u64,
+    ) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::unavailable(format!("creating {}", dir.display()), e))?;
         let path = dir.join(DATABASE_FILE);
@@ -89,16 +120,65 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        let marker = dir.join(STORE_MARKER);
+        if if_gone == IfDatabaseGone::Refuse && marker.exists() && !path.exists() {
+            return Err(StoreError::corrupt_msg(format!(
+                "{} held an openfloor store ({STORE_MARKER} says so) but its database {} \
+                 is gone. Restore it (with its -wal file, if any) from a backup; or, to \
+                 start a new, empty store here, run with --accept-lost-data \
+                 (OPENFLOOR_ACCEPT_LOST_DATA=true) or delete the directory",
+                dir.display(),
+                path.display()
+            )));
+        }
         let conn = schema::open_writer(&path)?;
         let client_salt = schema::load_or_create_salt(&conn)?;
+        if !marker.exists() {
+            std::fs::write(&marker, STORE_MARKER_TEXT)
+                .map_err(|e| StoreError::unavailable(format!("writing {}", marker.display()), e))?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 writer: Writer::spawn(conn)?,
-                readers: ReaderPool::new(path),
+                readers: ReaderPool::new(path.clone()),
                 views: ViewCache::new(view_cache_bytes),
                 client_salt,
+                damage: DamagedEvents::new(),
+                path,
             }),
         })
+    }
+
+    /// Runs SQLite's quick integrity check (`PRAGMA quick_check`: every
+    /// page's structure and every row's format, without matching indexes
+    /// against their tables, which takes far longer), for a server to run
+    /// before it serves; says how long it took. A failure is
+    /// [`StoreError::Corrupt`] with SQLite's first findings.
+    pub async fn quick_check(&self) -> StoreResult<Duration> {
+        let path = self.inner.path.clone();
+        self.read(move |c| {
+            let started = Instant::now();
+            let failed = |e| {
+                StoreError::corrupt(
+                    format!("{}: SQLite's integrity check could not run", path.display()),
+                    e,
+                )
+            };
+            let mut stmt = c.prepare(QUICK_CHECK).map_err(failed)?;
+            let findings = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(failed)?;
+            if findings != ["ok"] {
+                return Err(StoreError::corrupt_msg(format!(
+                    "{} failed SQLite's integrity check: {}. Restore it from a backup",
+                    path.display(),
+                    findings.join("; ")
+                )));
+            }
+            Ok(started.elapsed())
+        })
+        .await
     }
 
     /// The three roles backed by this database.
@@ -108,6 +188,7 @@ impl SqliteStore {
             log: Arc::new(self.clone()),
             views: Arc::new(self.clone()),
             states: None,
+            damage: self.inner.damage.clone(),
         }
     }
 
@@ -201,6 +282,13 @@ impl Log for SqliteStore {
         backend = "sqlite", event = %log.event,
     ))]
     async fn read_event(&self, log: EventLog) -> StoreResult<Vec<Record>> {
+        self.read_salvaged(log).await?.whole(log.event)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        backend = "sqlite", event = %log.event,
+    ))]
+    async fn read_salvaged(&self, log: EventLog) -> StoreResult<Salvaged> {
         self.read(move |c| reads::event_records(c, log.event)).await
     }
 
@@ -224,7 +312,7 @@ impl Log for SqliteStore {
         &self,
         log: EventLog,
         cursor: LogCursor,
-    ) -> StoreResult<Option<(Vec<Record>, LogCursor)>> {
+    ) -> StoreResult<Option<(Salvaged, LogCursor)>> {
         self.read(move |c| reads::records_since(c, log.event, cursor))
             .await
             .map(Some)

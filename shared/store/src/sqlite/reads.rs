@@ -11,7 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 
 use super::schema;
-use crate::{EventMeta, LogCursor, Lookup, StoreError, StoreResult, StoredView};
+use crate::{
+    DamagedRecord, EventMeta, LogCursor, Lookup, Salvaged, StoreError, StoreResult, StoredView,
+};
 
 /// Read connections kept open for reuse: opening one costs more than most
 /// point reads, and a few cover the concurrency a 2-core host sees.
@@ -26,13 +28,13 @@ const SELECT_LATEST_BY_PREFIX: &str = "
     SELECT body FROM records WHERE event = ?1 AND key >= ?2 AND key < ?3
     ORDER BY key DESC LIMIT 1
 ";
-const SELECT_EVENT_RECORDS: &str = "SELECT body FROM records WHERE event = ?1";
+const SELECT_EVENT_RECORDS: &str = "SELECT seq, key, body FROM records WHERE event = ?1";
 const SELECT_RECORDS_PAGE: &str =
     "SELECT body FROM records WHERE event = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 /// A range of the (event, seq) primary key: the records committed after a
 /// cursor, in commit order.
 const SELECT_RECORDS_SINCE: &str =
-    "SELECT seq, body FROM records WHERE event = ?2 AND seq > ?1 ORDER BY seq";
+    "SELECT seq, key, body FROM records WHERE event = ?2 AND seq > ?1 ORDER BY seq";
 const SELECT_EVENT: &str = "SELECT meta FROM events WHERE id = ?1";
 const SELECT_EVENTS: &str = "SELECT id, meta FROM events ORDER BY id";
 const SELECT_VIEW: &str = "
@@ -107,11 +109,12 @@ pub(super) fn point_lookup(
     Ok(found.pop())
 }
 
-/// All of an event's records.
-pub(super) fn event_records(c: &Connection, event: EventId) -> StoreResult<Vec<Record>> {
-    query_records(c, SELECT_EVENT_RECORDS, params![event.to_string()], || {
+/// All of an event's records, each damaged one apart.
+pub(super) fn event_records(c: &Connection, event: EventId) -> StoreResult<Salvaged> {
+    let (salvaged, _) = salvage_rows(c, SELECT_EVENT_RECORDS, params![event.to_string()], || {
         format!("reading the records of event {event}")
-    })
+    })?;
+    Ok(salvaged)
 }
 
 /// Up to `limit` records with ids above `after`, in record-id order.
@@ -131,30 +134,63 @@ pub(super) fn records_page(
     )
 }
 
-/// The records committed after `cursor`, with the cursor to continue from.
+/// The records committed after `cursor`, each damaged one apart, with the
+/// cursor to continue from (past the damaged ones: reading them again
+/// would not mend them).
 pub(super) fn records_since(
     c: &Connection,
     event: EventId,
     cursor: LogCursor,
-) -> StoreResult<(Vec<Record>, LogCursor)> {
-    let context = || format!("reading event {event} after commit {}", cursor.0);
+) -> StoreResult<(Salvaged, LogCursor)> {
+    let (salvaged, last) = salvage_rows(
+        c,
+        SELECT_RECORDS_SINCE,
+        params![cursor.0 as i64, event.to_string()],
+        || format!("reading event {event} after commit {}", cursor.0),
+    )?;
+    Ok((salvaged, LogCursor(cursor.0.max(last))))
+}
+
+/// Runs a query of `seq, key, body` rows, decoding each body; a body that
+/// cannot be decoded (whatever its stored type) is handed up as damaged,
+/// named by its key and commit number. Also returns the highest `seq`.
+fn salvage_rows(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    context: impl Fn() -> String,
+) -> StoreResult<(Salvaged, u64)> {
     let unavailable = |e| StoreError::unavailable(context(), e);
-    let mut stmt = c
-        .prepare_cached(SELECT_RECORDS_SINCE)
-        .map_err(unavailable)?;
+    let mut stmt = c.prepare_cached(sql).map_err(unavailable)?;
     let rows = stmt
-        .query_map(params![cursor.0 as i64, event.to_string()], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, rusqlite::types::Value>(2)?,
+            ))
         })
         .map_err(unavailable)?;
-    let mut out = Vec::new();
-    let mut upto = cursor.0;
+    let mut salvaged = Salvaged::default();
+    let mut last = 0;
     for row in rows {
-        let (seq, body) = row.map_err(unavailable)?;
-        upto = upto.max(seq as u64);
-        out.push(decode(&body, context)?);
+        let (seq, key, body) = row.map_err(unavailable)?;
+        last = last.max(seq as u64);
+        let decoded = match &body {
+            rusqlite::types::Value::Text(json) => {
+                serde_json::from_str(json).map_err(|e| e.to_string())
+            }
+            other => Err(format!("stored as {:?}, not text", other.data_type())),
+        };
+        match decoded {
+            Ok(record) => salvaged.records.push(record),
+            Err(error) => salvaged.damaged.push(DamagedRecord {
+                location: format!("{key} (commit {seq})"),
+                error,
+            }),
+        }
     }
-    Ok((out, LogCursor(upto)))
+    Ok((salvaged, last))
 }
 
 /// An event's directory entry.

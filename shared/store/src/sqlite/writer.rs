@@ -367,7 +367,10 @@ mod tests {
         // Nothing of the batch happened, its numbers included: nobody saw
         // them, so they are handed out again.
         let reader = schema::open_reader(&path).unwrap();
-        assert!(reads::event_records(&reader, log.event).unwrap().is_empty());
+        assert!(reads::event_records(&reader, log.event)
+            .unwrap()
+            .records
+            .is_empty());
         let counter = |c: &Connection| c.query_row(SELECT_NEXT_SEQ, [], |r| r.get::<_, String>(0));
         assert_eq!(counter(&reader).unwrap(), "1");
 
@@ -377,7 +380,13 @@ mod tests {
             again_answer.try_recv().unwrap().unwrap(),
             Appended::Inserted
         );
-        assert_eq!(reads::event_records(&reader, log.event).unwrap().len(), 1);
+        assert_eq!(
+            reads::event_records(&reader, log.event)
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
         assert_eq!(counter(&reader).unwrap(), "2");
     }
 }
