@@ -113,6 +113,28 @@ struct Folded {
     touched: tokio::time::Instant,
 }
 
+/// Drops the least recently projected states until at most `keep` remain
+/// (a quarter below the bound, so this runs once per many new events).
+/// Only slots no projection holds are dropped: the map's lock is held, and
+/// slots are handed out under it, so a slot held by the map alone stays
+/// that way (and one event is never projected twice at once).
+fn drop_least_recent(folded: &mut HashMap<EventId, Arc<Mutex<Option<Folded>>>>, keep: usize) {
+    let mut idle: Vec<(Option<tokio::time::Instant>, EventId)> = folded
+        .iter()
+        .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+        .filter_map(|(event, slot)| {
+            let kept = slot.try_lock().ok()?;
+            Some((kept.as_ref().map(|f| f.touched), *event))
+        })
+        .collect();
+    // Never-filled slots (`None`) first, then the oldest.
+    idle.sort_unstable();
+    let excess = folded.len().saturating_sub(keep);
+    for (_, event) in idle.into_iter().take(excess) {
+        folded.remove(&event);
+    }
+}
+
 /// What a sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -146,7 +168,14 @@ pub struct Projector {
     /// Per event: its folded state, behind a lock that also makes sure only
     /// one projection of an event runs at a time.
     folded: std::sync::Mutex<HashMap<EventId, Arc<Mutex<Option<Folded>>>>>,
+    /// How many events' states are kept at most: beyond it the least
+    /// recently projected are dropped, so a flood of events cannot grow
+    /// memory for the ten minutes before they would count as idle.
+    max_kept: usize,
 }
+
+/// [`Projector::keeping`] unless told otherwise.
+pub const DEFAULT_KEPT_STATES: usize = 1_000;
 
 /// A kept state unused this long is dropped (it is rebuilt from the log on
 /// the event's next change): a large event's state holds every voter's
@@ -186,16 +215,25 @@ impl Projector {
             store,
             home,
             folded: std::sync::Mutex::new(HashMap::new()),
+            max_kept: DEFAULT_KEPT_STATES,
         })
     }
 
+    /// Keeps at most `states` events' states in memory (at least one).
+    #[must_use]
+    pub fn keeping(self: Arc<Self>, states: usize) -> Arc<Self> {
+        let mut this = Arc::try_unwrap(self)
+            .unwrap_or_else(|_| unreachable!("the projector is configured before it is shared"));
+        this.max_kept = states.max(1);
+        Arc::new(this)
+    }
+
     fn slot(&self, event: EventId) -> Arc<Mutex<Option<Folded>>> {
-        self.folded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(event)
-            .or_default()
-            .clone()
+        let mut folded = self.folded.lock().unwrap_or_else(|p| p.into_inner());
+        if !folded.contains_key(&event) && folded.len() >= self.max_kept {
+            drop_least_recent(&mut folded, self.max_kept - self.max_kept / 4);
+        }
+        folded.entry(event).or_default().clone()
     }
 
     /// Projects `event` now. Unknown events, and events homed in another
@@ -423,10 +461,11 @@ impl Projector {
         let mut folded = self.folded.lock().unwrap_or_else(|p| p.into_inner());
         let before = folded.len();
         folded.retain(|_, slot| match slot.try_lock() {
-            Ok(kept) => kept
+            // Held by the map alone (see `drop_least_recent`).
+            Ok(kept) if Arc::strong_count(slot) == 1 => kept
                 .as_ref()
                 .is_some_and(|f| now.duration_since(f.touched) < IDLE_STATE_EVICTION),
-            Err(_) => true,
+            _ => true,
         });
         before - folded.len()
     }

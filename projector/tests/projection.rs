@@ -19,7 +19,12 @@ use openfloor_testing::fixtures;
 use ulid::Ulid;
 
 fn event() -> EventMeta {
-    fixtures::event_meta(EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, 1)))
+    nth_event(1)
+}
+
+/// Another test event: the `n`-th.
+fn nth_event(n: u128) -> EventMeta {
+    fixtures::event_meta(EventId::from_ulid(Ulid::from_parts(1_700_000_000_000, n)))
         .title("p")
         .build()
 }
@@ -87,7 +92,12 @@ fn history(event: EventId, len: u64) -> Vec<Record> {
 
 /// The test event in `store`, with the first `len` records of its history.
 async fn event_with_history(store: &Store, len: u64) -> EventMeta {
-    let meta = event();
+    nth_event_with_history(store, 1, len).await
+}
+
+/// [`event_with_history`] of the `n`-th test event.
+async fn nth_event_with_history(store: &Store, n: u128, len: u64) -> EventMeta {
+    let meta = nth_event(n);
     store.directory.create(&meta).await.unwrap();
     store
         .log
@@ -143,6 +153,29 @@ async fn incremental_projection_equals_a_full_recompute_in_sqlite() {
 async fn unknown_events_are_skipped() {
     let projector = Projector::new(MemoryStore::store());
     assert_eq!(projector.project(event().id).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn states_kept_are_bounded_and_the_least_recent_go_first() {
+    let store = MemoryStore::store();
+    let projector = Projector::new(store.clone()).keeping(4);
+    let mut events = Vec::new();
+    for n in 1..=10 {
+        let meta = nth_event_with_history(&store, n, 20).await;
+        projector.project(meta.id).await.unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert!(projector.kept_states() <= 4, "{}", projector.kept_states());
+        events.push(meta);
+    }
+    // Each view is what a full recompute gives, evicted or not; projecting
+    // an evicted event again rebuilds its state from the log.
+    for meta in &events {
+        let records = store.log.read_event(meta.log()).await.unwrap();
+        let expected = project_records(meta.id, &records, records.len() as u64);
+        projector.project(meta.id).await.unwrap();
+        assert_eq!(*store.views.get(meta.id).await.unwrap().unwrap(), expected);
+        assert!(projector.kept_states() <= 4);
+    }
 }
 
 #[tokio::test(start_paused = true)]

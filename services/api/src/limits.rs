@@ -135,8 +135,10 @@ impl RateLimits {
         self.sweep_now_and_then();
         check(&self.asks_per_voter, &(event, voter))?;
         if let Some(key) = self.of(address) {
-            self.voter_from(key, voter)?;
+            // The address's own quota first: a request it refuses must not
+            // use up the address's new voters.
             check(&self.asks_per_address, &key)?;
+            self.voter_from(key, voter)?;
         }
         Ok(())
     }
@@ -151,8 +153,8 @@ impl RateLimits {
         self.sweep_now_and_then();
         check(&self.votes_per_voter, &(event, voter))?;
         if let Some(key) = self.of(address) {
-            self.voter_from(key, voter)?;
             check(&self.votes_per_address, &(event, key))?;
+            self.voter_from(key, voter)?;
         }
         Ok(())
     }

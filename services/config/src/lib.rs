@@ -253,6 +253,12 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENFLOOR_VIEW_CACHE_MIB", default_value_t = 128)]
     pub view_cache_mib: u64,
 
+    /// Events whose projection states the projector keeps in memory (the
+    /// least recently projected beyond it are rebuilt from their logs when
+    /// they next change).
+    #[arg(long, env = "OPENFLOOR_KEPT_STATES", default_value_t = 1_000)]
+    pub kept_states: usize,
+
     /// Voters remembered per client address for the new-voter limit (about
     /// 100 bytes each).
     #[arg(long, env = "OPENFLOOR_CACHED_VOTERS", default_value_t = 100_000)]

@@ -124,7 +124,7 @@ async fn embedded(data: &Path, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyho
     let store = sqlite.store();
     let trigger = Arc::new(LocalTrigger::new());
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
-    let projector = Projector::new(store.clone());
+    let projector = Projector::new(store.clone()).keeping(args.kept_states);
     tasks.spawn({
         let (trigger, now, stop) = (trigger.clone(), clock.now_ms(), stop.clone());
         async move {

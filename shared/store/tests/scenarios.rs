@@ -347,3 +347,49 @@ async fn sqlite_quick_check_finds_a_damaged_page() {
         "{error}"
     );
 }
+
+/// The views kept in memory are bounded in bytes; a view dropped from
+/// memory is read back from the table, and the guard still holds for it.
+#[tokio::test]
+async fn sqlite_keeps_a_bounded_copy_of_its_views_in_memory() {
+    use std::sync::Arc;
+
+    use openfloor_domain::ids::EventId;
+    use openfloor_domain::view::RenderedView;
+    use openfloor_store::sqlite::IfDatabaseGone;
+    use openfloor_store::StoredView;
+
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 16 * 1024;
+    let sqlite = SqliteStore::open_with(dir.path(), IfDatabaseGone::Refuse, bound).unwrap();
+    let store = sqlite.store();
+    let view = |n: u64, records: u64| {
+        let rendered = |who: &str| RenderedView {
+            json: format!("{{\"{who}\":\"{}\"}}", "x".repeat(1_000)).into_bytes(),
+            version: format!("{who}{n}-{records}"),
+        };
+        Arc::new(StoredView {
+            records,
+            guest: rendered("g"),
+            host: rendered("h"),
+            projected_at: 1,
+            questions: n,
+        })
+    };
+    let events: Vec<EventId> = (0..64)
+        .map(|n| EventId::from_ulid(ulid::Ulid::from_parts(1_700_000_000_000, n)))
+        .collect();
+    for (n, event) in events.iter().enumerate() {
+        assert!(store.views.put(*event, view(n as u64, 5)).await.unwrap());
+    }
+    let held = sqlite.view_bytes_in_memory();
+    assert!(held <= bound, "{held} bytes of views held, bound {bound}");
+    for (n, event) in events.iter().enumerate() {
+        // An older view never replaces one dropped from memory.
+        assert!(!store.views.put(*event, view(n as u64, 4)).await.unwrap());
+        let read = store.views.get(*event).await.unwrap().unwrap();
+        assert_eq!(*read, *view(n as u64, 5));
+        assert_eq!(read.questions, n as u64);
+    }
+    assert!(sqlite.view_bytes_in_memory() <= bound);
+}

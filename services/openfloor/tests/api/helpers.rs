@@ -81,6 +81,7 @@ async fn spawn_app_configured(
         cached_events: 10_000,
         view_cache_mib: 128,
         cached_voters: 100_000,
+        kept_states: 1_000,
         secure_cookies: false,
         region_urls: Vec::new(),
         regions: Vec::new(),

@@ -192,6 +192,12 @@ impl SqliteStore {
         }
     }
 
+    /// How many bytes of views are held in memory (at most the configured
+    /// bound, give or take the view just added).
+    pub fn view_bytes_in_memory(&self) -> u64 {
+        self.inner.views.bytes()
+    }
+
     /// A random salt created with the database, for hashing client addresses.
     pub fn client_salt(&self) -> &[u8] {
         &self.inner.client_salt
@@ -340,10 +346,19 @@ impl Views for SqliteStore {
             return Ok(false);
         }
         let force = false;
-        self.inner
+        let stored = self
+            .inner
             .writer
-            .write(StoreView { event, view, force })
-            .await
+            .write(StoreView {
+                event,
+                view: view.clone(),
+                force,
+            })
+            .await?;
+        if stored {
+            self.inner.views.remember(event, view);
+        }
+        Ok(stored)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(

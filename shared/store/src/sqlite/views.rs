@@ -36,20 +36,36 @@ impl ViewCache {
     }
 
     /// Caches `view` unless the cached one folds more records; says whether
-    /// it did (then the table is to be written too, under the same guard:
-    /// a view dropped from memory is still guarded there).
+    /// the table is to be written too. A view not in memory (never read, or
+    /// dropped) is not cached here: the table's guard decides, and only a
+    /// view it stored is [remembered](ViewCache::remember), so an older
+    /// view never stands in memory for a newer one on disk.
     pub(super) fn offer(&self, event: EventId, view: &Arc<StoredView>) -> bool {
         let mut offered = false;
         self.views
             .entry(event)
             .and_compute_with(|cached| match cached {
                 Some(cached) if cached.value().records > view.records => Op::Nop,
-                _ => {
+                Some(_) => {
                     offered = true;
                     Op::Put(view.clone())
                 }
+                None => {
+                    offered = true;
+                    Op::Nop
+                }
             });
         offered
+    }
+
+    /// Caches `view`, which the table stored, unless a newer one is cached.
+    pub(super) fn remember(&self, event: EventId, view: Arc<StoredView>) {
+        self.views
+            .entry(event)
+            .and_compute_with(|cached| match cached {
+                Some(cached) if cached.value().records > view.records => Op::Nop,
+                _ => Op::Put(view),
+            });
     }
 
     /// Caches `view` whatever is cached (operator repair).
@@ -76,6 +92,12 @@ impl ViewCache {
                 _ => Op::Put(stored),
             });
         kept
+    }
+
+    /// The bytes of views held now.
+    pub(super) fn bytes(&self) -> u64 {
+        self.views.run_pending_tasks();
+        self.views.weighted_size()
     }
 
     /// Drops the views of events `keep` refuses (purged events).
