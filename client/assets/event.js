@@ -216,10 +216,22 @@ function render() {
   const stillPending = state.pending.filter((p) => !shown.has(p.id));
   if (stillPending.length !== state.pending.length) savePending(stillPending);
 
-  const pendingItems = state.pending.map((p) => ({ id: p.id, text: p.text, author: p.author || null, votes: 0, pending: p.status }));
+  // A large event's guest view lists the top of the ranking only: an own
+  // question sent but not listed is below it, not lost.
+  const more = view.more ?? { questions: 0, answered: 0 };
+  const status = (p) => (p.status === 'sent' && more.questions > 0 ? 'below' : p.status);
+  const pendingItems = state.pending.map((p) => ({ id: p.id, text: p.text, author: p.author || null, votes: 0, pending: status(p) }));
   animateInto($('questions'), [...pendingItems, ...view.questions], false);
   animateInto($('answered'), view.answered, true);
+  showLeftOut($('more-questions'), view.questions.length, more.questions, 'open questions');
+  showLeftOut($('more-answered'), view.answered.length, more.answered, 'answered questions');
   renderPresenter();
+}
+
+/** Says how many of a list's questions the view leaves out, if any. */
+function showLeftOut(note, shown, leftOut, what) {
+  note.hidden = leftOut === 0;
+  note.textContent = leftOut ? `Showing the top ${shown} of ${shown + leftOut} ${what}.` : '';
 }
 
 /** Rebuilds a list, animating items from their old to their new places. */
@@ -253,13 +265,20 @@ function restoreCaret(area, caret) {
   area.scrollTop = caret.scroll;
 }
 
+/** What an own question not yet listed shows, by its status. */
+function pendingBadge(status) {
+  if (status === 'failed') return 'not sent';
+  if (status === 'below') return `asked · below the top ${state.view.questions.length}`;
+  return 'pending';
+}
+
 function item(q, answered) {
   const classes = ['card', 'question', q.hidden ? 'hidden-q' : '', q.pending ? 'pending' : ''].filter(Boolean).join(' ');
   // dir=auto: each text and name reads in its own direction (Arabic with
   // digits, say), whatever the page's.
   const meta = [
     q.author ? el('span', {}, '— ', el('span', { class: 'author', dir: 'auto' }, q.author)) : '— anonymous',
-    q.pending ? el('span', { class: 'badge' }, q.pending === 'failed' ? 'not sent' : 'pending') : null,
+    q.pending ? el('span', { class: 'badge' }, pendingBadge(q.pending)) : null,
     q.hidden ? el('span', { class: 'badge' }, 'hidden from guests') : null,
   ];
   const vote = q.pending || answered

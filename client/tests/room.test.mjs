@@ -301,3 +301,38 @@ test('finding 6: a long question shows its start and "more", by keyboard too', a
   assert.ok((await shown()).length <= 300);
   await guest.context.close();
 });
+
+test('issue 16: a large event lists the top of its ranking, says how many more, and an own question below it is asked, not lost', async () => {
+  // Its own server: 252 questions from loopback are past one address's limits.
+  const big = await startServer('big', ['--limit-by-address', 'false']);
+  try {
+    const created = await fetch(`${big.base}/api/events`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title: 'A big town hall' }),
+    }).then((r) => r.json());
+    for (let batch = 0; batch < 252; batch += 12) {
+      await Promise.all(Array.from({ length: 12 }, (_, i) => fetch(`${big.base}/api/events/${created.id}/questions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Voter': `big-voter-${String(batch + i).padStart(8, '0')}` },
+        body: JSON.stringify({ text: `Question number ${batch + i + 1}` }),
+      }).then((r) => assert.equal(r.status, 201))));
+    }
+    const guest = await open(new URL(created.guest_url, big.base).href, { ...PHONE, bypassCSP: true });
+    const note = guest.page.locator('#more-questions');
+    await note.filter({ hasText: 'Showing the top 250 of 252 open questions.' }).waitFor({ timeout: 10000 });
+    assert.equal(await guest.page.locator('#questions li').count(), 250);
+
+    await guest.page.getByLabel('Your question').fill('Will the big room hear mine?');
+    await guest.page.getByRole('button', { name: 'Ask' }).click();
+    const mine = item(guest.page, 'questions', 'big room hear mine');
+    await mine.getByText('asked · below the top 250').waitFor({ timeout: 10000 });
+    await note.filter({ hasText: 'of 253 open questions' }).waitFor({ timeout: 10000 });
+    await guest.page.waitForTimeout(1000); // the list's animation settles
+    await mine.screenshot({ path: join(artifacts, 'room-guest-large-event-mine.png') });
+    await note.scrollIntoViewIfNeeded();
+    await guest.page.screenshot({ path: join(artifacts, 'room-guest-large-event-end.png') });
+    assert.deepEqual(await axe(guest.page), []);
+    await guest.context.close();
+  } finally {
+    big.stop();
+  }
+});

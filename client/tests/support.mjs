@@ -35,10 +35,10 @@ export function launchChromium() {
  * Starts the debug binary on a free loopback port with a new data directory;
  * resolves with its base URL and a `stop` that ends it and removes the data.
  */
-export async function startServer(name) {
+export async function startServer(name, args = []) {
   const binary = process.env.OPENFLOOR_BIN ?? join(root, 'target', 'debug', 'openfloor');
   const data = mkdtempSync(join(tmpdir(), `openfloor-${name}-`));
-  const server = spawn(binary, ['--listen', '127.0.0.1:0', '--data', data], {
+  const server = spawn(binary, ['--listen', '127.0.0.1:0', '--data', data, ...args], {
     env: { ...process.env, OPENFLOOR_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
