@@ -158,6 +158,28 @@ export const stored = {
   },
 };
 
+/**
+ * The events this browser hosts, newest first: the host link is the only
+ * key to an event, so the home page lists them, and neither a reload nor a
+ * closed tab loses it. Kept in this browser only, never sent anywhere.
+ */
+export const myEvents = {
+  key: 'openfloor:my-events',
+  kept: 20,
+  list() {
+    const events = stored.get(myEvents.key, []);
+    return Array.isArray(events) ? events.filter((e) => e && e.id && e.host) : [];
+  },
+  /** Remembers `event` ({id, title, guest, host}) first in the list. */
+  remember(event) {
+    const others = myEvents.list().filter((e) => e.id !== event.id);
+    stored.set(myEvents.key, [event, ...others].slice(0, myEvents.kept));
+  },
+  forget(id) {
+    stored.set(myEvents.key, myEvents.list().filter((e) => e.id !== id));
+  },
+};
+
 /** "vote" or "votes", as `n` needs. */
 export function voteWord(n) {
   return n === 1 ? 'vote' : 'votes';

@@ -2,7 +2,8 @@
 // each also under a region's path (/r/{region}/event/{id}…), as the share
 // links of a deployment of several regions are.
 import {
-  ApiError, ago, agoPrecisely, el, failureSentence, failureText, regionBase, regionOf, request, retryable, stored, ulid, voteWord, votesLabel, withRetry,
+  ApiError, ago, agoPrecisely, el, failureSentence, failureText, myEvents, regionBase, regionOf, request, retryable, stored, ulid, voteWord,
+  votesLabel, withRetry,
 } from './api.js';
 
 let region = regionOf(location.pathname);
@@ -63,6 +64,8 @@ const state = {
   votes: new Set(stored.get(votesKey, [])),
   /** Vote changes sent but not yet reflected by a newer view: qid -> +1/-1. */
   inflight: new Map(),
+  /** The title last remembered among this browser's events (host only). */
+  remembered: null,
   /** Long questions this reader opened with "more". */
   expanded: new Set(),
   /** The question the host is editing: {id, text, form} (form: once built). */
@@ -203,6 +206,12 @@ function render() {
   const title = view.event.title || 'Untitled event';
   $('title').textContent = title;
   document.title = `${title} · openfloor`;
+  // The secret worked: the home page lists this event's host link from now on.
+  if (isHost && state.remembered !== view.event.title) {
+    state.remembered = view.event.title;
+    const guest = `${location.origin}${regionBase(region)}/event/${eventId}`;
+    myEvents.remember({ id: eventId, title: view.event.title, guest, host: location.href });
+  }
   const open = view.event.open;
   $('ask').hidden = !open;
   $('closed-note').hidden = open;

@@ -1,5 +1,5 @@
 // The home page: create an event, show its links and a QR code.
-import { el, regionBase, regionOf, request, withRetry } from './api.js';
+import { el, myEvents, regionBase, regionOf, request, withRetry } from './api.js';
 
 // Served under a region's path (/r/{region}/), ask that region.
 const base = regionBase(regionOf(location.pathname));
@@ -33,6 +33,8 @@ form.addEventListener('submit', async (event) => {
 function show(created) {
   const guest = new URL(created.guest_url, location.origin).href;
   const host = new URL(created.host_url, location.origin).href;
+  myEvents.remember({ id: created.id, title: created.title, guest, host });
+  listMyEvents();
   document.getElementById('guest-link').textContent = guest;
   document.getElementById('host-link').textContent = host;
   document.getElementById('guest-open').href = guest;
@@ -61,6 +63,38 @@ for (const copy of document.querySelectorAll('[data-copy]')) {
     }
   });
 }
+
+// The events hosted from this browser: the way back to a host link after a
+// reload or a closed tab.
+function listMyEvents() {
+  const events = myEvents.list();
+  const list = document.getElementById('my-events-list');
+  document.getElementById('my-events').hidden = events.length === 0;
+  list.replaceChildren(...events.map((e) => {
+    const title = e.title || 'Untitled event';
+    const forget = el('button', { type: 'button', class: 'secondary', 'aria-label': `Forget ${title}` }, 'Forget');
+    // Forgetting drops the only key this browser holds: a second tap, within
+    // a few seconds, confirms it.
+    forget.addEventListener('click', () => {
+      if (forget.dataset.armed) {
+        myEvents.forget(e.id);
+        listMyEvents();
+        document.getElementById('my-events-heading').focus();
+        return;
+      }
+      forget.dataset.armed = '1';
+      forget.textContent = 'Tap again to forget';
+      setTimeout(() => { delete forget.dataset.armed; forget.textContent = 'Forget'; }, 4000);
+    });
+    return el('li', { class: 'card' },
+      el('p', { class: 'title', dir: 'auto' }, title),
+      el('p', { class: 'row' },
+        el('a', { href: e.host, 'aria-label': `Host page of ${title}` }, 'Host page'),
+        el('a', { href: e.guest, 'aria-label': `Guest page of ${title}` }, 'Guest page'),
+        forget));
+  }));
+}
+listMyEvents();
 
 // A deployment of several regions lets the host choose where the event runs
 // (by default the one nearest them). One region: nothing to choose.

@@ -336,3 +336,35 @@ test('issue 16: a large event lists the top of its ranking, says how many more, 
     big.stop();
   }
 });
+
+test('finding 3: the home page keeps the host links of events created or hosted in this browser', async () => {
+  const { context, page } = await open(base, { ...PHONE, bypassCSP: true });
+  await page.getByLabel('Event title').fill('Remembered town hall');
+  await page.getByRole('button', { name: 'Create event' }).click();
+  await page.locator('#created').waitFor({ state: 'visible' });
+  const hostLink = await page.locator('#host-link').textContent();
+  // A reload used to lose the only key.
+  await page.reload();
+  const mine = page.locator('#my-events-list li', { hasText: 'Remembered town hall' });
+  await mine.waitFor();
+  assert.equal(await mine.getByRole('link', { name: 'Host page of Remembered town hall' }).getAttribute('href'), hostLink);
+
+  // An event hosted from a link made elsewhere is remembered once its secret works.
+  const other = await createEvent('Hosted from a link');
+  await page.goto(other.host);
+  await page.locator('#title', { hasText: 'Hosted from a link' }).waitFor();
+  await page.goto(base);
+  const titles = () => page.locator('#my-events-list li .title').allTextContents();
+  await page.locator('#my-events-list li', { hasText: 'Hosted from a link' }).waitFor();
+  assert.deepEqual(await titles(), ['Hosted from a link', 'Remembered town hall'], 'newest first');
+  await page.screenshot({ path: join(artifacts, 'room-home-your-events.png'), fullPage: true });
+  assert.deepEqual(await axe(page), []);
+
+  // Forgetting takes a second tap; then the link is gone from this browser.
+  const forget = page.getByRole('button', { name: 'Forget Remembered town hall' });
+  await forget.click();
+  assert.equal(await titles().then((t) => t.length), 2, 'one tap only arms it');
+  await page.getByRole('button', { name: 'Forget Remembered town hall' }).click();
+  assert.deepEqual(await titles(), ['Hosted from a link']);
+  await context.close();
+});
