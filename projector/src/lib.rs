@@ -231,7 +231,8 @@ impl Projector {
     fn slot(&self, event: EventId) -> Arc<Mutex<Option<Folded>>> {
         let mut folded = self.folded.lock().unwrap_or_else(|p| p.into_inner());
         if !folded.contains_key(&event) && folded.len() >= self.max_kept {
-            drop_least_recent(&mut folded, self.max_kept - self.max_kept / 4);
+            let keep = (self.max_kept - self.max_kept / 4).min(self.max_kept - 1);
+            drop_least_recent(&mut folded, keep);
         }
         folded.entry(event).or_default().clone()
     }

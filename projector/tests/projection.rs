@@ -156,7 +156,7 @@ async fn unknown_events_are_skipped() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn states_kept_are_bounded_and_the_least_recent_go_first() {
+async fn states_kept_are_bounded_and_dropped_ones_rebuild_exactly() {
     let store = MemoryStore::store();
     let projector = Projector::new(store.clone()).keeping(4);
     let mut events = Vec::new();

@@ -40,44 +40,61 @@ impl ClientAddressSource {
             // `IP:port`, with IPv6 addresses in brackets.
             let viewer = header("cloudfront-viewer-address")
                 .and_then(|v| v.trim().rsplit_once(':'))
-                .and_then(|(ip, _port)| ip.trim_matches(['[', ']']).parse().ok());
-            if viewer.is_some() {
-                return viewer;
+                .and_then(|(ip, _port)| ip.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+            if let Some(viewer) = viewer {
+                return Some(viewer.to_canonical());
             }
         }
-        let peer = peer.map(|p| p.ip());
+        let peer = peer.map(|p| p.ip().to_canonical());
         if self.trusted_proxies == 0 {
             return peer;
         }
         // Every hop, nearest last: the forwarded entries in the order the
         // proxies appended them, then the connection. Where the server sees
         // no connection, the nearest proxy is that unseen hop.
-        let mut hops: Vec<&str> = headers
+        // Split as bytes: one entry that is not text does not take the
+        // others of its line with it.
+        let mut hops: Vec<Option<IpAddr>> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(parse_hop)
             .collect();
-        let peer_text = peer.map(|p| p.to_string());
-        hops.push(peer_text.as_deref().unwrap_or("(the nearest proxy)"));
+        hops.push(peer);
         // Skip one hop per trusted proxy. A chain shorter than that came
         // past fewer proxies than configured: its first hop is the best
         // there is (and the connection's address when nothing was
-        // forwarded).
+        // forwarded). An entry that is no address gives the nearest one
+        // right of it that is (what a trusted proxy wrote): an unreadable
+        // entry must not escape the per-address limits.
         let client = hops
             .len()
             .saturating_sub(1 + usize::from(self.trusted_proxies));
-        hops[client].parse().ok()
+        hops[client..].iter().flatten().next().copied()
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, bare, in brackets or with a
+/// port (as some proxies write them).
+fn parse_hop(entry: &[u8]) -> Option<IpAddr> {
+    let entry = std::str::from_utf8(entry).ok()?.trim();
+    let address = entry.parse::<IpAddr>().ok().or_else(|| {
+        // `1.2.3.4:5678`, `[2001:db8::1]:5678`, `[2001:db8::1]`.
+        let unbracketed = entry.trim_matches(['[', ']']).parse().ok();
+        unbracketed.or_else(|| {
+            let (host, _port) = entry.rsplit_once(':')?;
+            host.trim_matches(['[', ']']).parse().ok()
+        })
+    })?;
+    Some(address.to_canonical())
 }
 
 /// The key a client's address is limited by: the address itself for IPv4;
 /// for IPv6 its /64 network, which one household or device usually holds
 /// whole (so a client cannot step through its own addresses).
 pub fn limit_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
+    match address.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
         IpAddr::V6(v6) => {
             let segments = v6.segments();
             IpAddr::V6(std::net::Ipv6Addr::new(
@@ -177,8 +194,42 @@ mod tests {
             behind(2).resolve(&HeaderMap::new(), peer("5.5.5.5")),
             ip("5.5.5.5")
         );
+        let one = headers(&[("x-forwarded-for", "10.0.0.2")]);
+        assert_eq!(behind(3).resolve(&one, peer("10.0.0.1")), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn an_entry_that_is_no_address_gives_the_nearest_that_is() {
         let garbage = headers(&[("x-forwarded-for", "not an address, 10.0.0.2")]);
-        assert_eq!(behind(2).resolve(&garbage, peer("10.0.0.1")), None);
+        assert_eq!(
+            behind(2).resolve(&garbage, peer("10.0.0.1")),
+            ip("10.0.0.2")
+        );
+        let mut binary = HeaderMap::new();
+        binary.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff\xfe, 1.2.3.4").unwrap(),
+        );
+        assert_eq!(behind(1).resolve(&binary, peer("10.0.0.1")), ip("1.2.3.4"));
+        let ports = headers(&[("x-forwarded-for", "1.2.3.4:5678, [2001:db8::7]:443")]);
+        assert_eq!(behind(2).resolve(&ports, peer("10.0.0.1")), ip("1.2.3.4"));
+        assert_eq!(
+            behind(1).resolve(&ports, peer("10.0.0.1")),
+            ip("2001:db8::7")
+        );
+    }
+
+    #[test]
+    fn ipv4_clients_seen_through_ipv6_are_ipv4_clients() {
+        let mapped = Some(SocketAddr::new("::ffff:192.0.2.9".parse().unwrap(), 1));
+        assert_eq!(
+            behind(0).resolve(&HeaderMap::new(), mapped),
+            ip("192.0.2.9")
+        );
+        assert_ne!(
+            limit_key("::ffff:192.0.2.9".parse().unwrap()),
+            limit_key("::ffff:198.51.100.1".parse().unwrap())
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ use openfloor_domain::ids::{EventId, VoterId};
 use crate::client_address::limit_key;
 use crate::error::ApiError;
 
-/// How much each client may do. The defaults are documented in the README
-/// ("Limits"); tests use smaller ones.
+/// How much each client may do. The defaults are documented in API.md
+/// ("Rate limits") and the README; tests use smaller ones.
 #[derive(Debug, Clone, Copy)]
 pub struct Quotas {
     /// Questions per voter per event: five at once, then one every 12 s.
@@ -39,8 +39,9 @@ pub struct Quotas {
     /// Questions per address, across events: a busy room behind one
     /// address asks far less than one a second.
     pub asks_per_address: Quota,
-    /// Voters new to an event per address: a room of hundreds joining
-    /// behind one address, not a token per request.
+    /// New voters per address, across events (a voter id is per event, so
+    /// a person is new once in each): a room of hundreds joining behind one
+    /// address, not a token per request.
     pub new_voters_per_address: Quota,
     /// Votes per address per event: a room of hundreds voting, not one
     /// client casting thousands.

@@ -67,8 +67,8 @@ pub struct CacheSizes {
     pub events: u64,
     /// Bytes of views kept for [`ApiConfig::view_reuse`].
     pub view_bytes: u64,
-    /// Voters remembered per address for the new-voter limit (about 100
-    /// bytes each).
+    /// (Address, voter) pairs remembered for the new-voter limit, in all
+    /// (about 100 bytes each).
     pub voters: u64,
 }
 
@@ -139,10 +139,7 @@ impl AppState {
                     Cache::builder()
                         .max_capacity(config.caches.view_bytes)
                         .weigher(|_, view: &Option<Arc<StoredView>>| {
-                            let bytes = view
-                                .as_ref()
-                                .map_or(0, |v| v.guest.json.len() + v.host.json.len());
-                            u32::try_from(bytes).unwrap_or(u32::MAX)
+                            view.as_ref().map_or(0, |v| v.weight())
                         })
                         .time_to_live(config.view_reuse)
                         .build()

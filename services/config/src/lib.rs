@@ -259,8 +259,8 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENFLOOR_KEPT_STATES", default_value_t = 1_000)]
     pub kept_states: usize,
 
-    /// Voters remembered per client address for the new-voter limit (about
-    /// 100 bytes each).
+    /// (Client address, voter) pairs remembered for the new-voter limit, in
+    /// all (about 100 bytes each).
     #[arg(long, env = "OPENFLOOR_CACHED_VOTERS", default_value_t = 100_000)]
     pub cached_voters: u64,
 
@@ -298,8 +298,8 @@ pub struct ServeArgs {
     pub shutdown_grace: Duration,
 
     /// Start a new, empty embedded store in --data even though the
-    /// directory held one whose database is gone (deleted, or a volume not
-    /// mounted in its place). Without it the server refuses to start there,
+    /// directory held one whose database is gone (deleted or moved).
+    /// Without it the server refuses to start there,
     /// so that a lost database is restored, not silently replaced.
     #[arg(long, env = "OPENFLOOR_ACCEPT_LOST_DATA")]
     pub accept_lost_data: bool,

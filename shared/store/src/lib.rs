@@ -304,6 +304,14 @@ pub struct StoredView {
     pub questions: u64,
 }
 
+impl StoredView {
+    /// What keeping it in memory weighs, for caches bounded in bytes: its
+    /// two views' bytes (saturating at `u32::MAX`, a cache weigher's type).
+    pub fn weight(&self) -> u32 {
+        u32::try_from(self.guest.json.len() + self.host.json.len()).unwrap_or(u32::MAX)
+    }
+}
+
 /// Two views are the same when they fold the same records into the same
 /// bytes; when each was made is not part of what they say (a replay made
 /// now equals the view the projector stored earlier). Code that cares when

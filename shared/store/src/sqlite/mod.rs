@@ -52,9 +52,10 @@ const QUICK_CHECK: &str = "PRAGMA quick_check(10)";
 const DATABASE_FILE: &str = "openfloor.sqlite3";
 
 /// A file written beside the database once it exists, and never removed:
-/// a directory that holds it but no database has lost its store (deleted,
-/// a volume not mounted in its place), which opening must not mistake for
-/// an empty directory and fill with a new store.
+/// a directory that holds it but no database has lost its store (the file
+/// deleted or moved), which opening must not mistake for an empty directory
+/// and fill with a new store. (A whole directory gone, as on a volume not
+/// mounted in its place, leaves no marker: that is not detected.)
 pub const STORE_MARKER: &str = "openfloor.store";
 
 const STORE_MARKER_TEXT: &str = "This directory holds an openfloor store (openfloor.sqlite3).\n\
@@ -116,7 +117,8 @@ impl SqliteStore {
         if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
             return Err(StoreError::corrupt_msg(format!(
                 "{} is empty (0 bytes): the store it held is gone. Restore it from a \
-                 backup, or delete the file to start a new, empty store",
+                 backup; or delete the file and start with --accept-lost-data \
+                 (OPENFLOOR_ACCEPT_LOST_DATA=true) for a new, empty store",
                 path.display()
             )));
         }
@@ -379,7 +381,8 @@ impl Views for SqliteStore {
         if let Some(view) = self.inner.views.get(event) {
             return Ok(Some(view));
         }
+        let puts_before = self.inner.views.puts();
         let stored = self.read(move |c| reads::stored_view(c, event)).await?;
-        Ok(stored.map(|s| self.inner.views.fill(event, s)))
+        Ok(stored.map(|s| self.inner.views.fill(event, s, puts_before)))
     }
 }

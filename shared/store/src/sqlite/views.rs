@@ -2,6 +2,7 @@
 //! following are served from memory, SQLite keeps every view for restarts,
 //! audits and the events not in memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use moka::ops::compute::Op;
@@ -17,8 +18,14 @@ pub const DEFAULT_VIEW_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 /// records, except by an operator's [`ViewCache::replace`]. Bounded by the
 /// views' bytes: beyond it, the least used views are dropped (and read from
 /// the table when next polled), so a flood of events cannot grow memory.
+/// Only views the table holds are cached: a put caches its view after the
+/// table stored it, and a view read from the table is cached only if no
+/// put came in between (it may be older than the one just stored, which
+/// may already have been dropped again).
 pub(super) struct ViewCache {
     views: Cache<EventId, Arc<StoredView>>,
+    /// Views stored so far, for [`ViewCache::fill`].
+    puts: AtomicU64,
 }
 
 impl ViewCache {
@@ -27,39 +34,23 @@ impl ViewCache {
         Self {
             views: Cache::builder()
                 .max_capacity(bytes)
-                .weigher(|_, view: &Arc<StoredView>| {
-                    let bytes = view.guest.json.len() + view.host.json.len();
-                    u32::try_from(bytes).unwrap_or(u32::MAX)
-                })
+                .weigher(|_, view: &Arc<StoredView>| view.weight())
                 .build(),
+            puts: AtomicU64::new(0),
         }
     }
 
-    /// Caches `view` unless the cached one folds more records; says whether
-    /// the table is to be written too. A view not in memory (never read, or
-    /// dropped) is not cached here: the table's guard decides, and only a
-    /// view it stored is [remembered](ViewCache::remember), so an older
-    /// view never stands in memory for a newer one on disk.
-    pub(super) fn offer(&self, event: EventId, view: &Arc<StoredView>) -> bool {
-        let mut offered = false;
+    /// Whether `view` is to be written to the table: not when the cached
+    /// view folds more records. (The table's guard decides the rest.)
+    pub(super) fn offer(&self, event: EventId, view: &StoredView) -> bool {
         self.views
-            .entry(event)
-            .and_compute_with(|cached| match cached {
-                Some(cached) if cached.value().records > view.records => Op::Nop,
-                Some(_) => {
-                    offered = true;
-                    Op::Put(view.clone())
-                }
-                None => {
-                    offered = true;
-                    Op::Nop
-                }
-            });
-        offered
+            .get(&event)
+            .is_none_or(|cached| cached.records <= view.records)
     }
 
     /// Caches `view`, which the table stored, unless a newer one is cached.
     pub(super) fn remember(&self, event: EventId, view: Arc<StoredView>) {
+        self.puts.fetch_add(1, Ordering::SeqCst);
         self.views
             .entry(event)
             .and_compute_with(|cached| match cached {
@@ -70,6 +61,7 @@ impl ViewCache {
 
     /// Caches `view` whatever is cached (operator repair).
     pub(super) fn replace(&self, event: EventId, view: Arc<StoredView>) {
+        self.puts.fetch_add(1, Ordering::SeqCst);
         self.views.insert(event, view);
     }
 
@@ -77,10 +69,28 @@ impl ViewCache {
         self.views.get(&event)
     }
 
-    /// Caches a view just read from the table, unless a put cached one at
-    /// least as new meanwhile; returns the cached view.
-    pub(super) fn fill(&self, event: EventId, stored: StoredView) -> Arc<StoredView> {
+    /// How many views have been stored: taken before a read of the table,
+    /// for [`ViewCache::fill`].
+    pub(super) fn puts(&self) -> u64 {
+        self.puts.load(Ordering::SeqCst)
+    }
+
+    /// Caches a view read from the table after [`ViewCache::puts`] said
+    /// `puts_before`, unless a view was stored since (the one read may be
+    /// older) or a view at least as new is cached; returns the newest.
+    pub(super) fn fill(
+        &self,
+        event: EventId,
+        stored: StoredView,
+        puts_before: u64,
+    ) -> Arc<StoredView> {
         let stored = Arc::new(stored);
+        if self.puts() != puts_before {
+            return match self.views.get(&event) {
+                Some(cached) if cached.records >= stored.records => cached,
+                _ => stored,
+            };
+        }
         let mut kept = stored.clone();
         self.views
             .entry(event)
