@@ -499,26 +499,7 @@ async fn a_database_failing_its_integrity_check_is_refused() {
     host_an_event(data.path()).await;
     // Every page in the database file itself, then the records' first page
     // overwritten with a page type SQLite does not have.
-    let conn = rusqlite::Connection::open(database(data.path())).unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
-    let (page_size, root): (u64, u64) = conn
-        .query_row(
-            "SELECT (SELECT page_size FROM pragma_page_size), rootpage \
-             FROM sqlite_master WHERE name = 'records'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    drop(conn);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(database(data.path()))
-        .unwrap();
-    use std::io::{Seek, SeekFrom, Write};
-    file.seek(SeekFrom::Start((root - 1) * page_size)).unwrap();
-    file.write_all(&[0xEE; 16]).unwrap();
-    drop(file);
+    openfloor_testing::damage::damage_the_records_root_page(&database(data.path()));
 
     let refused = refused_start(data.path(), &[]);
     assert!(refused.contains("integrity check"), "{refused}");

@@ -321,23 +321,7 @@ async fn sqlite_quick_check_finds_a_damaged_page() {
         }
         sqlite.quick_check().await.expect("sound");
     }
-    let file = dir.path().join("openfloor.sqlite3");
-    let conn = rusqlite::Connection::open(&file).unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
-    let (page_size, root): (u64, u64) = conn
-        .query_row(
-            "SELECT (SELECT page_size FROM pragma_page_size), rootpage \
-             FROM sqlite_master WHERE name = 'records'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    drop(conn);
-    let mut bytes = std::fs::read(&file).unwrap();
-    let at = usize::try_from((root - 1) * page_size).unwrap();
-    bytes[at..at + 16].fill(0xEE);
-    std::fs::write(&file, bytes).unwrap();
+    openfloor_testing::damage::damage_the_records_root_page(&dir.path().join("openfloor.sqlite3"));
 
     let sqlite = SqliteStore::open(dir.path()).unwrap();
     let error = sqlite.quick_check().await.unwrap_err();

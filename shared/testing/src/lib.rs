@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod damage;
 pub mod fixtures;
 pub mod process;
 pub mod scenarios;
