@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use crate::state::AppState;
 
 /// Where the client's address comes from, by deployment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ClientAddressSource {
     /// How many proxies in front of this service append to
     /// `X-Forwarded-For` (0: none, the connection's address is the
@@ -27,6 +27,28 @@ pub struct ClientAddressSource {
     /// Take `CloudFront-Viewer-Address` first: CloudFront sets it itself,
     /// whatever the client sent (the AWS deployment).
     pub cloudfront_viewer_address: bool,
+    /// The secret the CDN in front sends in [`CDN_SECRET_HEADER`]. Where
+    /// the service can also be called past the CDN (a region's public API
+    /// endpoint), only a request that carries it came through the CDN:
+    /// any other is a client calling directly, which could write the
+    /// headers the CDN would, so for it only the nearest proxy is trusted
+    /// (the one no client can bypass) and `CloudFront-Viewer-Address` is
+    /// ignored.
+    pub cdn_secret: Option<String>,
+}
+
+/// The header the CDN's origin secret comes in.
+pub const CDN_SECRET_HEADER: &str = "x-openfloor-cdn";
+
+/// Never the secret itself.
+impl std::fmt::Debug for ClientAddressSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAddressSource")
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("cloudfront_viewer_address", &self.cloudfront_viewer_address)
+            .field("cdn_secret", &self.cdn_secret.as_ref().map(|_| "(set)"))
+            .finish()
+    }
 }
 
 impl ClientAddressSource {
@@ -36,7 +58,20 @@ impl ClientAddressSource {
     /// address can be told.
     pub fn resolve(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
         let header = |name: &str| headers.get(name)?.to_str().ok();
-        if self.cloudfront_viewer_address {
+        let via_cdn = self.cdn_secret.as_ref().is_none_or(|secret| {
+            headers.get(CDN_SECRET_HEADER).is_some_and(|sent| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    sent.as_bytes(),
+                    secret.as_bytes(),
+                ))
+            })
+        });
+        let trusted_proxies = if via_cdn {
+            self.trusted_proxies
+        } else {
+            self.trusted_proxies.min(1)
+        };
+        if self.cloudfront_viewer_address && via_cdn {
             // `IP:port`, with IPv6 addresses in brackets.
             let viewer = header("cloudfront-viewer-address")
                 .and_then(|v| v.trim().rsplit_once(':'))
@@ -46,7 +81,7 @@ impl ClientAddressSource {
             }
         }
         let peer = peer.map(|p| p.ip().to_canonical());
-        if self.trusted_proxies == 0 {
+        if trusted_proxies == 0 {
             return peer;
         }
         // Every hop, nearest last: the forwarded entries in the order the
@@ -67,9 +102,7 @@ impl ClientAddressSource {
         // forwarded). An entry that is no address gives the nearest one
         // right of it that is (what a trusted proxy wrote): an unreadable
         // entry must not escape the per-address limits.
-        let client = hops
-            .len()
-            .saturating_sub(1 + usize::from(self.trusted_proxies));
+        let client = hops.len().saturating_sub(1 + usize::from(trusted_proxies));
         hops[client..].iter().flatten().next().copied()
     }
 }
@@ -155,7 +188,7 @@ mod tests {
     fn behind(trusted_proxies: u8) -> ClientAddressSource {
         ClientAddressSource {
             trusted_proxies,
-            cloudfront_viewer_address: false,
+            ..ClientAddressSource::default()
         }
     }
 
@@ -237,6 +270,7 @@ mod tests {
         let source = ClientAddressSource {
             trusted_proxies: 2,
             cloudfront_viewer_address: true,
+            cdn_secret: None,
         };
         let v6 = headers(&[
             ("cloudfront-viewer-address", "[2001:db8::1]:443"),
@@ -260,5 +294,38 @@ mod tests {
             limit_key("1.2.3.4".parse().unwrap()),
             "1.2.3.4".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn past_the_cdn_only_the_nearest_proxy_is_trusted() {
+        let source = ClientAddressSource {
+            trusted_proxies: 2,
+            cloudfront_viewer_address: true,
+            cdn_secret: Some("the-cdn-secret".into()),
+        };
+        // Through CloudFront and API Gateway, with the secret.
+        let via_cdn = headers(&[
+            ("x-openfloor-cdn", "the-cdn-secret"),
+            ("cloudfront-viewer-address", "198.51.100.10:443"),
+            ("x-forwarded-for", "198.51.100.10, 130.176.0.1"),
+        ]);
+        assert_eq!(source.resolve(&via_cdn, None), ip("198.51.100.10"));
+        // Straight to API Gateway, forging what CloudFront would send: the
+        // address API Gateway appended is the client's.
+        for secret in [None, Some("a-guess"), Some("the-cdn-secret-")] {
+            let mut forged = headers(&[
+                ("cloudfront-viewer-address", "6.6.6.6:1"),
+                ("x-forwarded-for", "7.7.7.7, 203.0.113.7"),
+            ]);
+            if let Some(secret) = secret {
+                forged.insert("x-openfloor-cdn", secret.parse().unwrap());
+            }
+            assert_eq!(
+                source.resolve(&forged, None),
+                ip("203.0.113.7"),
+                "{secret:?}"
+            );
+        }
+        assert!(!format!("{source:?}").contains("the-cdn-secret"));
     }
 }

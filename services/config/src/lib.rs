@@ -221,6 +221,12 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: u8,
 
+    /// The secret the CDN in front sends in X-Openfloor-Cdn (the AWS stack
+    /// sets it). Requests without it came past the CDN: for them only the
+    /// nearest proxy is trusted, whatever --trusted-proxies says.
+    #[arg(long, env = "OPENFLOOR_CDN_SECRET", hide_env_values = true)]
+    pub cdn_secret: Option<String>,
+
     /// Apply the per-address rate limits (events, questions, new voters and
     /// votes per client address). Switch off (`false`) only where all
     /// requests come from one trusted address, as in a load test.
@@ -387,6 +393,7 @@ impl ServeArgs {
             client_address: openfloor_api::ClientAddressSource {
                 trusted_proxies: self.trusted_proxies,
                 cloudfront_viewer_address: false,
+                cdn_secret: self.cdn_secret.clone().filter(|s| !s.is_empty()),
             },
             quotas: openfloor_api::Quotas {
                 by_address: self.limit_by_address,

@@ -78,7 +78,9 @@ pub fn api_state_on(aws: &Aws, cli: &LambdaSettings) -> AppState {
         .api_config(aws.settings.region.clone(), cli.serve.shards, salt);
     // Behind CloudFront: the client's address is the one CloudFront
     // reports, else the X-Forwarded-For entry the trusted proxies say
-    // (OPENFLOOR_TRUSTED_PROXIES; the stack sets two).
+    // (OPENFLOOR_TRUSTED_PROXIES; the stack sets two), for requests that
+    // carry the CDN's secret (OPENFLOOR_CDN_SECRET); a direct caller is the
+    // address API Gateway saw.
     config.client_address.cloudfront_viewer_address = true;
     // API Gateway and the CDN serve HTTPS only.
     config.secure_cookies = true;

@@ -69,6 +69,7 @@ fn app() -> AppState {
         client_address: openfloor_api::ClientAddressSource {
             trusted_proxies: 2,
             cloudfront_viewer_address: true,
+            cdn_secret: None,
         },
         secure_cookies: true,
         ..ApiConfig::default()

@@ -142,6 +142,7 @@ async fn a_vote_is_traced_from_its_request_to_the_projection_that_shows_it() {
         client_address: openfloor_api::ClientAddressSource {
             trusted_proxies: 1,
             cloudfront_viewer_address: false,
+            cdn_secret: None,
         },
         ..ApiConfig::default()
     };

@@ -76,6 +76,7 @@ async fn spawn_app_configured(
         client_salt: None,
         retention_days: 30,
         trusted_proxies: 0,
+        cdn_secret: None,
         limit_by_address: true,
         max_questions: 5_000,
         cached_events: 10_000,
