@@ -102,6 +102,12 @@ impl DamagedEvents {
         known.extend(damaged.iter().cloned());
     }
 
+    /// Forgets the events `keep` refuses (purged: their damage went with
+    /// them).
+    pub fn retain(&self, keep: impl Fn(&EventId) -> bool) {
+        self.lock().retain(|event, _| keep(event));
+    }
+
     /// The damaged events, by id.
     pub fn events(&self) -> Vec<EventId> {
         self.lock().keys().copied().collect()

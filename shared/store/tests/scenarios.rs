@@ -83,7 +83,16 @@ async fn sqlite_purges_only_expired_events() {
         store.log.append(log, vote(log, 1, 1, 1, 1)).await.unwrap();
         store.views.put(log.event, view(1)).await.unwrap();
     }
+    // Both seen damaged: the purged one's damage goes with it.
+    for log in [old, live] {
+        let damaged = openfloor_store::DamagedRecord {
+            location: "somewhere".into(),
+            error: "unreadable".into(),
+        };
+        store.damage.read_whole(log.event, &[damaged]);
+    }
     assert_eq!(sqlite.purge_expired(5_000).await.unwrap(), 1);
+    assert_eq!(store.damage.events(), [live.event]);
     assert!(store.directory.get(old.event).await.unwrap().is_none());
     assert!(store.log.read_event(old).await.unwrap().is_empty());
     assert!(store.views.get(old.event).await.unwrap().is_none());

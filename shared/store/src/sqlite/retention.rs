@@ -49,6 +49,7 @@ impl SqliteStore {
         let purged = self.inner.writer.write(PurgeExpired { now }).await?;
         let live: HashSet<EventId> = self.list().await?.into_iter().map(|m| m.id).collect();
         self.inner.views.retain(|event| live.contains(event));
+        self.inner.damage.retain(|event| live.contains(event));
         Ok(purged)
     }
 }
