@@ -183,7 +183,21 @@ pub async fn run(op: OpsCommand, backend: OpsBackend) -> anyhow::Result<ExitCode
                     .await?
                     .with_context(|| format!("no event {id} in this store"))?]
             };
-            let summary = verify_each(&store, &events, repair, &mut stdout).await?;
+            let mut summary = verify_each(&store, &events, repair, &mut stdout).await?;
+            if all {
+                // Events the listing left out: their directory entries are
+                // damaged (the store names them as it lists).
+                for event in store.damage.events() {
+                    if events.iter().all(|meta| meta.id != event) {
+                        summary.damaged += 1;
+                        writeln!(
+                            stdout,
+                            "{event}: DAMAGED: its directory entry cannot be read; \
+                             the event is left out of everything until it is restored"
+                        )?;
+                    }
+                }
+            }
             writeln!(stdout, "{summary}")?;
             if !summary.passed(repair) {
                 return Ok(ExitCode::FAILURE);

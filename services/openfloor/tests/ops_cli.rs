@@ -396,6 +396,27 @@ async fn verify_all_names_a_damaged_record_and_goes_on() {
         stdout.contains("2 events verified") && stdout.contains("1 damaged"),
         "{stdout}"
     );
+
+    // A damaged directory entry leaves its event out of the listing, and
+    // verify names it too.
+    let conn = rusqlite::Connection::open(database(data.path())).unwrap();
+    conn.execute(
+        "UPDATE events SET meta = '{not json' WHERE id = ?1",
+        [intact.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+    let out = process::run(OPENFLOOR, data.path(), &["verify", "--all"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{intact}: DAMAGED: its directory entry")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 events verified") && stdout.contains("2 damaged"),
+        "{stdout}"
+    );
 }
 
 /// A server over a damaged record keeps serving, its event included, and

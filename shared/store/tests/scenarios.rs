@@ -198,14 +198,15 @@ fn sqlite_refuses_an_emptied_database_file() {
 }
 
 /// One damaged directory row leaves only its own event out: listing (and
-/// so the catch-up, the sweep and `verify --all`) goes on for the others.
+/// so the catch-up, the sweep and `verify --all`) goes on for the others,
+/// and the damaged ones are counted as damaged (`/healthz`, the metrics).
 #[tokio::test]
 async fn sqlite_lists_every_event_but_a_damaged_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (good, damaged) = (event(31), event(32));
+    let (good, damaged, not_text) = (event(31), event(32), event(33));
     {
         let store = SqliteStore::open(dir.path()).unwrap().store();
-        for log in [good, damaged] {
+        for log in [good, damaged, not_text] {
             store.directory.create(&meta(log)).await.unwrap();
         }
     }
@@ -213,6 +214,11 @@ async fn sqlite_lists_every_event_but_a_damaged_one() {
     conn.execute(
         "UPDATE events SET meta = '{not json' WHERE id = ?1",
         [damaged.event.to_string()],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE events SET meta = x'00ff' WHERE id = ?1",
+        [not_text.event.to_string()],
     )
     .unwrap();
     drop(conn);
@@ -226,6 +232,7 @@ async fn sqlite_lists_every_event_but_a_damaged_one() {
         .map(|m| m.id)
         .collect();
     assert_eq!(listed, [good.event]);
+    assert_eq!(store.damage.events(), [damaged.event, not_text.event]);
     assert!(
         store.directory.get(damaged.event).await.is_err(),
         "named, not hidden"

@@ -243,7 +243,23 @@ impl Directory for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = "sqlite"))]
     async fn list(&self) -> StoreResult<Vec<EventMeta>> {
-        self.read(reads::all_events).await
+        let (events, damaged) = self.read(reads::all_events).await?;
+        for (id, error) in damaged {
+            tracing::error!(
+                event = %id,
+                %error,
+                "directory entry damaged; this event is left out until repaired"
+            );
+            // Shown by /healthz and the metrics like a damaged record.
+            if let Ok(event) = id.parse::<EventId>() {
+                let entry = crate::DamagedRecord {
+                    location: "its directory entry".to_owned(),
+                    error,
+                };
+                self.inner.damage.read_part(event, &[entry]);
+            }
+        }
+        Ok(events)
     }
 }
 

@@ -206,30 +206,35 @@ pub(super) fn event_meta(c: &Connection, id: EventId) -> StoreResult<Option<Even
     json.map(|j| decode(&j, context)).transpose()
 }
 
-/// Every event's directory entry, by id.
-/// Every event whose directory entry can be read. A damaged entry is
-/// reported by name (an error in the log) and left out, so that one bad
-/// row cannot stop the catch-up, the sweep or `verify --all` for every
-/// other event; the damaged event itself answers 500 until repaired.
-pub(super) fn all_events(c: &Connection) -> StoreResult<Vec<EventMeta>> {
+/// The directory's entries: those that can be read, by id, and the ids of
+/// the damaged ones with why (the caller reports them). A damaged entry is
+/// left out, so that one bad row cannot stop the catch-up, the sweep or
+/// `verify --all` for every other event; the damaged event itself answers
+/// 500 until repaired.
+pub(super) fn all_events(c: &Connection) -> StoreResult<(Vec<EventMeta>, Vec<(String, String)>)> {
     let unavailable = |e| StoreError::unavailable("listing events", e);
     let mut stmt = c.prepare_cached(SELECT_EVENTS).map_err(unavailable)?;
+    // The entry as text if it is text at all: a value of another type is
+    // damage, not a failure of the listing.
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| {
+            let json = r.get_ref(1)?.as_str().ok().map(str::to_owned);
+            Ok((r.get::<_, String>(0)?, json))
+        })
         .map_err(unavailable)?;
-    let mut events = Vec::new();
+    let (mut events, mut damaged) = (Vec::new(), Vec::new());
     for row in rows {
         let (id, json) = row.map_err(unavailable)?;
+        let Some(json) = json else {
+            damaged.push((id, "the entry is not text".to_owned()));
+            continue;
+        };
         match decode::<EventMeta>(&json, || format!("reading the entry of event {id}")) {
             Ok(meta) => events.push(meta),
-            Err(error) => tracing::error!(
-                event = %id,
-                error = %crate::cause_chain(&error),
-                "directory entry damaged; this event is left out until repaired"
-            ),
+            Err(error) => damaged.push((id, crate::cause_chain(&error))),
         }
     }
-    Ok(events)
+    Ok((events, damaged))
 }
 
 /// An event's stored views.
