@@ -243,7 +243,7 @@ impl Directory for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = "sqlite"))]
     async fn list(&self) -> StoreResult<Vec<EventMeta>> {
-        let (events, damaged) = self.read(reads::all_events).await?;
+        let reads::Listing { events, damaged } = self.read(reads::all_events).await?;
         for (id, error) in damaged {
             tracing::error!(
                 event = %id,

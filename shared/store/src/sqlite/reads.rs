@@ -211,7 +211,7 @@ pub(super) fn event_meta(c: &Connection, id: EventId) -> StoreResult<Option<Even
 /// left out, so that one bad row cannot stop the catch-up, the sweep or
 /// `verify --all` for every other event; the damaged event itself answers
 /// 500 until repaired.
-pub(super) fn all_events(c: &Connection) -> StoreResult<(Vec<EventMeta>, Vec<(String, String)>)> {
+pub(super) fn all_events(c: &Connection) -> StoreResult<Listing> {
     let unavailable = |e| StoreError::unavailable("listing events", e);
     let mut stmt = c.prepare_cached(SELECT_EVENTS).map_err(unavailable)?;
     // The entry as text if it is text at all: a value of another type is
@@ -234,7 +234,14 @@ pub(super) fn all_events(c: &Connection) -> StoreResult<(Vec<EventMeta>, Vec<(St
             Err(error) => damaged.push((id, crate::cause_chain(&error))),
         }
     }
-    Ok((events, damaged))
+    Ok(Listing { events, damaged })
+}
+
+/// The directory as [`all_events`] reads it.
+pub(super) struct Listing {
+    pub(super) events: Vec<EventMeta>,
+    /// The ids of the damaged entries, each with why.
+    pub(super) damaged: Vec<(String, String)>,
 }
 
 /// An event's stored views.
