@@ -82,7 +82,19 @@ export async function request(method, path, { body, secret, etag } = {}) {
   return { json, etag: response.headers.get('ETag'), status: response.status, url: response.url, viewAge };
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Waits `ms`, or less: coming back online ends the wait, since what failed
+ * offline is worth trying again at once.
+ */
+const sleep = (ms) => new Promise((resolve) => {
+  const done = () => {
+    clearTimeout(timer);
+    globalThis.removeEventListener?.('online', done);
+    resolve();
+  };
+  const timer = setTimeout(done, ms);
+  globalThis.addEventListener?.('online', done);
+});
 
 /**
  * Runs `attempt` until it succeeds, retrying retryable failures with

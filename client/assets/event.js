@@ -174,8 +174,17 @@ function problem(message, offerRetry = false) {
 }
 
 document.addEventListener('visibilitychange', () => { if (!document.hidden && !state.stopped) poll(); });
-// Back online: ask now rather than at the end of a long backoff.
-window.addEventListener('online', () => { if (!state.stopped) { state.failures = 0; poll(); } });
+// Back online: ask now rather than at the end of a long backoff, and send
+// the questions that could not be sent (same ids: never twice).
+window.addEventListener('online', () => {
+  if (state.stopped) return;
+  state.failures = 0;
+  poll();
+  for (const p of state.pending) if (p.status === 'failed') resend(p.id);
+});
+// The host link pasted into this tab after a wrong one changes only the
+// fragment, which loads nothing: load the page for the new secret.
+window.addEventListener('hashchange', () => { if (isHost) location.reload(); });
 
 function showFreshness() {
   // The host reads two times: when the page last heard from the server, and
@@ -390,6 +399,17 @@ function updateCount() {
   $('ask-button').disabled = n === 0 || n > MAX_TEXT;
 }
 askText.addEventListener('input', updateCount);
+
+// A half-typed question (and name) survives a reload or a closed tab.
+const draftKey = `openfloor:draft:${eventId}`;
+const draft = stored.get(draftKey, {});
+if (typeof draft.text === 'string' && !askText.value) askText.value = draft.text;
+if (typeof draft.author === 'string' && !$('ask-author').value) $('ask-author').value = draft.author;
+function saveDraft() {
+  stored.set(draftKey, { text: askText.value, author: $('ask-author').value });
+}
+askText.addEventListener('input', saveDraft);
+$('ask-author').addEventListener('input', saveDraft);
 updateCount();
 
 function savePending(list) {
@@ -405,6 +425,7 @@ $('ask').addEventListener('submit', (event) => {
   const question = { id: ulid(), text, author: $('ask-author').value.trim(), status: 'sending' };
   savePending([...state.pending, question]);
   askText.value = '';
+  saveDraft();
   updateCount();
   render();
   send(question);

@@ -368,3 +368,61 @@ test('finding 3: the home page keeps the host links of events created or hosted 
   assert.deepEqual(await titles(), ['Hosted from a link']);
   await context.close();
 });
+
+test('finding 7: a question asked offline is sent by itself once back online, and a half-typed one survives a reload', async () => {
+  const event = await createEvent('Flaky Wi-Fi');
+  const guest = await open(event.guest, PHONE);
+  await guest.page.locator('#title', { hasText: 'Flaky Wi-Fi' }).waitFor();
+  await guest.context.setOffline(true);
+  await guest.page.getByLabel('Your question').fill('Asked in the lift?');
+  await guest.page.getByRole('button', { name: 'Ask' }).click();
+  const mine = item(guest.page, 'questions', 'Asked in the lift?');
+  await mine.getByText('not sent').waitFor({ timeout: 10000 });
+  // Back online: sent by itself, without a tap, within two seconds.
+  const back = Date.now();
+  await guest.context.setOffline(false);
+  await mine.locator('.badge').waitFor({ state: 'detached', timeout: 2000 });
+  assert.ok(Date.now() - back <= 2000);
+  const listed = await fetch(`${base}/api/events/${event.id}/questions`).then((r) => r.json());
+  assert.deepEqual(listed.questions.map((q) => q.text), ['Asked in the lift?'], 'sent once');
+
+  // While retrying, coming back online sends it at once, not at the end of the wait.
+  await guest.context.setOffline(true);
+  await guest.page.getByLabel('Your question').fill('And the stairs?');
+  await guest.page.getByRole('button', { name: 'Ask' }).click();
+  await guest.page.locator('#ask-status', { hasText: 'Sending again' }).waitFor({ timeout: 5000 });
+  await guest.context.setOffline(false);
+  await item(guest.page, 'questions', 'And the stairs?').locator('.badge').waitFor({ state: 'detached', timeout: 2000 });
+
+  // A draft, question and name, is still there after a reload; asking clears it.
+  await guest.page.getByLabel('Your question').fill('Half a thou');
+  await guest.page.getByLabel(/Your name/).fill('Sam');
+  await guest.page.reload();
+  assert.equal(await guest.page.getByLabel('Your question').inputValue(), 'Half a thou');
+  assert.equal(await guest.page.getByLabel(/Your name/).inputValue(), 'Sam');
+  await guest.page.getByLabel('Your question').fill('Half a thought, finished?');
+  await guest.page.getByRole('button', { name: 'Ask' }).click();
+  await item(guest.page, 'questions', 'finished').locator('.badge').waitFor({ state: 'detached', timeout: 5000 });
+  await guest.page.reload();
+  assert.equal(await guest.page.getByLabel('Your question').inputValue(), '');
+  await guest.context.close();
+});
+
+test('finding 10: a mistyped event link is a page that says so, and the right host link pasted after a wrong one opens', async () => {
+  const { context, page } = await open(`${base}/event/not-an-event`, { ...PHONE, bypassCSP: true });
+  await page.getByRole('heading', { name: 'No such event' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'create an event' }).getAttribute('href'), '/');
+  assert.deepEqual(await axe(page), []);
+  await page.screenshot({ path: join(artifacts, 'room-not-found.png') });
+
+  const event = await createEvent('Right secret');
+  const wrong = event.host.replace(/#.*/, `#${'0'.repeat(40)}`);
+  await page.goto(wrong);
+  await page.locator('#problem', { hasText: 'host link is not valid' }).waitFor();
+  // Pasting the right link changes only the fragment.
+  await page.evaluate((hash) => { location.hash = hash; }, new URL(event.host).hash);
+  await page.locator('#title', { hasText: 'Right secret' }).waitFor({ timeout: 5000 });
+  await page.locator('#host-tools').waitFor({ state: 'visible' });
+  assert.equal(await page.locator('#problem').isHidden(), true);
+  await context.close();
+});

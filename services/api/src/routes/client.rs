@@ -41,6 +41,7 @@ const ASSETS: &[Asset] = &[
 
 const INDEX_HTML: &str = include_str!("../../../../client/index.html");
 const EVENT_HTML: &str = include_str!("../../../../client/event.html");
+const NOT_FOUND_HTML: &str = include_str!("../../../../client/not-found.html");
 
 /// The Content-Security-Policy of every page: scripts, styles and
 /// connections only from this origin, no inline script, no framing.
@@ -54,6 +55,7 @@ struct Build {
     id: String,
     index: String,
     event: String,
+    not_found: String,
 }
 
 static BUILD: LazyLock<Build> = LazyLock::new(|| {
@@ -67,6 +69,7 @@ static BUILD: LazyLock<Build> = LazyLock::new(|| {
     Build {
         index: INDEX_HTML.replace("/assets/", &prefix),
         event: EVENT_HTML.replace("/assets/", &prefix),
+        not_found: NOT_FOUND_HTML.replace("/assets/", &prefix),
         id,
     }
 });
@@ -92,8 +95,12 @@ pub async fn event_page(
 ) -> Result<Response, ApiError> {
     let Path(params) = params?;
     let eid = params.first().map(|(_, v)| v.as_str()).unwrap_or_default();
-    eid.parse::<openfloor_domain::ids::EventId>()
-        .map_err(|_| ApiError::NotFound("no such page"))?;
+    // A link cut short or mistyped: a page that says so, not an error body.
+    if eid.parse::<openfloor_domain::ids::EventId>().is_err() {
+        let mut page = html(&BUILD.not_found);
+        *page.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(page);
+    }
     Ok(html(&BUILD.event))
 }
 

@@ -117,16 +117,20 @@ async fn malformed_ids_are_bad_requests_and_unknown_routes_are_not_found() {
         let r = app.get(path).send().await.unwrap();
         assert_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
     }
-    for path in [
-        "/api/nope",
-        "/api",
-        "/nope",
-        "/event",
-        "/event/not-an-id",
-        "/assets/x/none.js",
-    ] {
+    for path in ["/api/nope", "/api", "/nope", "/event", "/assets/x/none.js"] {
         let r = app.get(path).send().await.unwrap();
         assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    // A page link cut short or mistyped is a page that says so.
+    for path in ["/event/not-an-id", "/event/01ARZ3NDEKTSV4RRFFQ69G5FA/host"] {
+        let r = app.get(path).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(r.headers().contains_key("content-security-policy"));
+        assert!(r.text().await.unwrap().contains("No such event"));
     }
     let r = app.delete("/api/events").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
