@@ -79,6 +79,44 @@ const state = {
 
 $('role').textContent = isHost ? '· host view' : '';
 if (isHost) $('host-tools').hidden = false;
+if (isHost) share();
+
+/**
+ * The host's way to invite the audience: the guest link, a copy button and
+ * a QR code, open (and focused) right after the event was created.
+ */
+function share() {
+  const guest = `${location.origin}${regionBase(region)}/event/${eventId}`;
+  $('guest-link').textContent = guest;
+  $('guest-open').href = guest;
+  $('qr').src = `${regionBase(region)}/api/qr?text=${encodeURIComponent(guest)}`;
+  $('share').hidden = false;
+  $('copy-guest').addEventListener('click', async () => {
+    const said = $('copy-status');
+    try {
+      await navigator.clipboard.writeText(guest);
+      said.textContent = 'Copied.';
+    } catch {
+      // No clipboard permission: select the link so the person can copy it.
+      const range = document.createRange();
+      range.selectNodeContents($('guest-link'));
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      said.textContent = 'Selected: press Ctrl+C (or ⌘C) to copy.';
+    }
+  });
+  const createdKey = `openfloor:created:${eventId}`;
+  let created = null;
+  try {
+    created = JSON.parse(sessionStorage.getItem(createdKey));
+    sessionStorage.removeItem(createdKey);
+  } catch { /* private mode: nothing was left for this page */ }
+  if (created) {
+    $('share').open = true;
+    $('share-status').textContent = `Event created${created.where ? ` (server: ${created.where})` : ''}. Share the guest link below.`;
+    $('share-summary').focus();
+  }
+}
 
 // ---- polling ---------------------------------------------------------------
 

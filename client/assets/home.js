@@ -1,4 +1,5 @@
-// The home page: create an event, show its links and a QR code.
+// The home page: create an event (then go to its host page, which shares
+// it), and the events hosted from this browser.
 import { el, myEvents, regionBase, regionOf, request, withRetry } from './api.js';
 
 // Served under a region's path (/r/{region}/), ask that region.
@@ -19,50 +20,23 @@ form.addEventListener('submit', async (event) => {
     const { json } = await withRetry(() => request('POST', `${base}/api/events`, { body: { title, region } }), {
       onRetry: (_, wait) => { status.textContent = `Connection problem; retrying in ${Math.round(wait / 1000)} s…`; },
     });
-    show(json);
+    const guest = new URL(json.guest_url, location.origin).href;
+    const host = new URL(json.host_url, location.origin).href;
+    myEvents.remember({ id: json.id, title: json.title, guest, host });
+    // The host page says where the event runs, once, and opens its share
+    // card: it is where the host goes now, and what they can bookmark.
     const where = regionLabels.get(json.region);
-    status.textContent = `Event created${where ? ` (server: ${where})` : ''}. Share the guest link below.`;
+    try {
+      sessionStorage.setItem(`openfloor:created:${json.id}`, JSON.stringify({ where: where || null }));
+    } catch { /* private mode: the host opens the card themselves */ }
+    status.textContent = 'Event created. Opening its host page…';
+    location.assign(host);
   } catch (error) {
     status.textContent = `Could not create the event: ${error.message}`;
     status.classList.add('error');
-  } finally {
     button.disabled = false;
   }
 });
-
-function show(created) {
-  const guest = new URL(created.guest_url, location.origin).href;
-  const host = new URL(created.host_url, location.origin).href;
-  myEvents.remember({ id: created.id, title: created.title, guest, host });
-  listMyEvents();
-  document.getElementById('guest-link').textContent = guest;
-  document.getElementById('host-link').textContent = host;
-  document.getElementById('guest-open').href = guest;
-  document.getElementById('host-open').href = host;
-  document.getElementById('qr').src = `${base}/api/qr?text=${encodeURIComponent(guest)}`;
-  document.getElementById('created').hidden = false;
-  form.hidden = true;
-  // The form that had focus is gone: move to what comes next.
-  document.getElementById('guest-heading').focus();
-}
-
-for (const copy of document.querySelectorAll('[data-copy]')) {
-  copy.addEventListener('click', async () => {
-    const text = document.getElementById(copy.dataset.copy).textContent;
-    const said = document.getElementById('copy-status');
-    try {
-      await navigator.clipboard.writeText(text);
-      said.textContent = 'Copied.';
-    } catch {
-      // No clipboard permission: select the text so the person can copy it.
-      const range = document.createRange();
-      range.selectNodeContents(document.getElementById(copy.dataset.copy));
-      getSelection().removeAllRanges();
-      getSelection().addRange(range);
-      said.textContent = 'Selected: press Ctrl+C (or ⌘C) to copy.';
-    }
-  });
-}
 
 // The events hosted from this browser: the way back to a host link after a
 // reload or a closed tab.

@@ -24,17 +24,20 @@ after(async () => {
   server?.stop();
 });
 
-/** Creates an event through the home page; returns its links. */
+/**
+ * Creates an event through the home page, which goes on to its host page;
+ * returns its links (the host's is that page's address).
+ */
 async function createEvent(title) {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(base);
   await page.getByLabel('Event title').fill(title);
   await page.getByRole('button', { name: 'Create event' }).click();
-  await page.locator('#created').waitFor({ state: 'visible' });
+  await page.waitForURL(/\/host#/);
+  await page.locator('#share[open]').waitFor();
   const guest = await page.locator('#guest-link').textContent();
-  const host = await page.locator('#host-link').textContent();
-  return { context, page, guest, host };
+  return { context, page, guest, host: page.url() };
 }
 
 /** A page that fails the test if any dialog (alert) opens. */
@@ -53,8 +56,9 @@ test('a whole Q&A session: create, share, ask, vote, hide, answer, close', async
   assert.match(home.host, /\/event\/[0-9A-Z]{26}\/host#[0-9a-f]{40}$/);
   await home.page.locator('#qr').evaluate((img) => img.decode());
   assert.ok(await home.page.locator('#qr').evaluate((img) => img.naturalWidth >= 100), 'the QR code renders');
-  assert.match(await home.page.locator('.warning').textContent(), /only key to the host view/);
-  await home.page.screenshot({ path: join(artifacts, 'home.png'), fullPage: true });
+  assert.match(await home.page.locator('#share .warning').textContent(), /only key to the host view/);
+  assert.equal(await home.page.evaluate(() => document.activeElement.id), 'share-summary', 'focus on what comes next');
+  await home.page.screenshot({ path: join(artifacts, 'host-just-created.png'), fullPage: true });
 
   const host = await guestPage(home.host, DESKTOP);
   const guest = await guestPage(home.guest);

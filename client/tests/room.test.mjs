@@ -337,14 +337,24 @@ test('issue 16: a large event lists the top of its ranking, says how many more, 
   }
 });
 
-test('finding 3: the home page keeps the host links of events created or hosted in this browser', async () => {
+test('finding 3: creating goes to the host page, and the home page keeps the host links of events created or hosted here', async () => {
   const { context, page } = await open(base, { ...PHONE, bypassCSP: true });
   await page.getByLabel('Event title').fill('Remembered town hall');
   await page.getByRole('button', { name: 'Create event' }).click();
-  await page.locator('#created').waitFor({ state: 'visible' });
-  const hostLink = await page.locator('#host-link').textContent();
-  // A reload used to lose the only key.
+  // The host page itself: bookmarkable, in the history, sharing the event.
+  await page.waitForURL(/\/host#[0-9a-f]{40}$/);
+  const hostLink = page.url();
+  await page.locator('#share[open] #qr').evaluate((img) => img.decode());
+  assert.match(await page.locator('#guest-link').textContent(), /\/event\/[0-9A-Z]{26}$/);
+  await page.locator('#title', { hasText: 'Remembered town hall' }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'room-host-just-created.png'), fullPage: true });
+  assert.deepEqual(await axe(page), []);
+  // Reopened later, the share card starts closed.
   await page.reload();
+  await page.locator('#title', { hasText: 'Remembered town hall' }).waitFor();
+  assert.equal(await page.locator('#share').getAttribute('open'), null);
+  // Back home, the link is listed.
+  await page.goto(base);
   const mine = page.locator('#my-events-list li', { hasText: 'Remembered town hall' });
   await mine.waitFor();
   assert.equal(await mine.getByRole('link', { name: 'Host page of Remembered town hall' }).getAttribute('href'), hostLink);
