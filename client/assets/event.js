@@ -91,6 +91,9 @@ function share() {
   $('guest-open').href = guest;
   $('qr').src = `${regionBase(region)}/api/qr?text=${encodeURIComponent(guest)}`;
   $('share').hidden = false;
+  // The presenter screen reads the public guest view: its link carries no
+  // secret, so it can be opened on a shared screen.
+  $('presenter-link').href = `${regionBase(region)}/event/${eventId}/present`;
   $('copy-guest').addEventListener('click', async () => {
     const said = $('copy-status');
     try {
@@ -281,7 +284,6 @@ function render() {
   animateInto($('answered'), view.answered, true);
   showLeftOut($('more-questions'), view.questions.length, more.questions, 'open questions');
   showLeftOut($('more-answered'), view.answered.length, more.answered, 'answered questions');
-  renderPresenter();
 }
 
 /** Says how many of a list's questions the view leaves out, if any. */
@@ -613,35 +615,6 @@ async function hostPut(path, body) {
 }
 
 $('toggle-open').addEventListener('click', () => hostPut('/open', { value: !state.view?.event.open }));
-
-// Presenter mode: the question being answered now (the top of the ranking)
-// and the next few, in large type, full screen.
-$('presenter-button').addEventListener('click', () => {
-  $('presenter').hidden = false;
-  renderPresenter();
-  $('presenter').requestFullscreen?.().catch(() => {});
-  $('presenter-exit').focus();
-});
-function exitPresenter() {
-  $('presenter').hidden = true;
-  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
-  $('presenter-button').focus();
-}
-$('presenter-exit').addEventListener('click', exitPresenter);
-document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('presenter').hidden) exitPresenter(); });
-document.addEventListener('fullscreenchange', () => { if (!document.fullscreenElement && !$('presenter').hidden) exitPresenter(); });
-
-function renderPresenter() {
-  if ($('presenter').hidden || !state.view) return;
-  const visible = state.view.questions.filter((q) => !q.hidden);
-  const [now, ...next] = visible;
-  $('presenter-title').textContent = state.view.event.title || 'openfloor';
-  $('presenter-now').textContent = now ? now.text : 'No questions yet.';
-  $('presenter-now-meta').textContent = now ? `${votesLabel(now.votes)}${now.author ? ` · ${now.author}` : ''}` : '';
-  $('presenter-next').replaceChildren(...(next.length
-    ? next.slice(0, 3).map((q) => el('li', { class: 'next', dir: 'auto' }, q.text))
-    : [el('li', { class: 'next' }, 'Nothing else yet.')]));
-}
 
 // ---- start ---------------------------------------------------------------------------
 

@@ -92,11 +92,12 @@ test('a whole Q&A session: create, share, ask, vote, hide, answer, close', async
   await item(host.page, 'answered', 'slides').waitFor({ timeout: 3000 });
   assert.equal(await item(guest.page, 'questions', 'slides').count(), 0);
 
-  // Presenter mode shows the top question large.
-  await host.page.getByRole('button', { name: 'Presenter mode' }).click();
-  await assertText(host.page.locator('#presenter-now'), 'What is the roadmap for next year?');
-  await host.page.screenshot({ path: join(artifacts, 'presenter.png') });
-  await host.page.getByRole('button', { name: 'Exit presenter mode' }).click();
+  // The presenter screen, a page of its own, shows the top question large.
+  const presenterUrl = await host.page.getByRole('link', { name: 'Open the presenter screen' }).getAttribute('href');
+  const presenter = await guestPage(new URL(presenterUrl, base).href, { viewport: { width: 1280, height: 720 } });
+  await assertText(presenter.page.locator('#now-text'), 'What is the roadmap for next year?');
+  await presenter.page.screenshot({ path: join(artifacts, 'presenter.png') });
+  await presenter.context.close();
 
   await guest.page.screenshot({ path: join(artifacts, 'guest-phone.png'), fullPage: true });
   await host.page.screenshot({ path: join(artifacts, 'host.png'), fullPage: true });

@@ -436,3 +436,79 @@ test('finding 10: a mistyped event link is a page that says so, and the right ho
   assert.equal(await page.locator('#problem').isHidden(), true);
   await context.close();
 });
+
+test('finding 4: the presenter screen fits a projector, shows how to join, and follows the ranking', async () => {
+  const event = await createEvent('Projector check');
+  const longest = `${'How will the new policy affect part-time staff who work across two sites? '.repeat(14)}`.slice(0, 1000);
+  const longId = await askApi(event, longest, 'A very long name indeed');
+  await askApi(event, 'Will there be coffee?');
+  await askApi(event, `Second: ${'a fairly long follow-up question that runs on '.repeat(4)}`);
+  await askApi(event, 'Third question');
+  // The longest question leads the ranking.
+  const voted = await fetch(`${base}/api/events/${event.id}/questions/${longId}/vote`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ up: true }),
+  });
+  assert.equal(voted.status, 202);
+  const url = `${base}/event/${event.id}/present`;
+
+  /** What overflows, and the type's sizes as fractions of the screen's height. */
+  const measure = (page) => page.evaluate(() => {
+    const h = innerHeight;
+    const size = (el) => parseFloat(getComputedStyle(el).fontSize) / h;
+    const now = document.getElementById('now');
+    const over = [...document.querySelectorAll('body *')].filter((el) => {
+      const r = el.getBoundingClientRect();
+      return r.width > 0 && (r.bottom > h + 1 || r.right > innerWidth + 1);
+    }).map((el) => el.id || el.tagName);
+    return {
+      pageScrolls: document.scrollingElement.scrollHeight > h + 1,
+      nowOverflows: now.scrollHeight > now.clientHeight + 1,
+      over,
+      now: size(document.getElementById('now-text')),
+      meta: size(document.getElementById('now-meta')),
+      next: Math.min(...[...document.querySelectorAll('#next-list li')].map(size)),
+      join: size(document.getElementById('join-link')),
+    };
+  });
+
+  for (const viewport of [{ width: 1280, height: 720 }, { width: 1920, height: 1080 }]) {
+    for (const colorScheme of ['light', 'dark']) {
+      const { context, page } = await open(url, { viewport, colorScheme, bypassCSP: true });
+      await page.locator('#now-text', { hasText: 'part-time staff' }).waitFor();
+      await page.locator('#next-list li', { hasText: 'coffee' }).waitFor();
+      await page.locator('#join-qr').evaluate((img) => img.decode());
+      const m = await measure(page);
+      assert.equal(m.pageScrolls, false, JSON.stringify(m));
+      assert.equal(m.nowOverflows, false, JSON.stringify(m));
+      assert.deepEqual(m.over, [], JSON.stringify(m));
+      assert.ok(m.now >= 0.03 && m.meta >= 0.03 && m.next >= 0.03 && m.join >= 0.03, JSON.stringify(m));
+      assert.match(await page.locator('#join-link').textContent(), new RegExp(`/event/${event.id}$`));
+      await page.screenshot({ path: join(artifacts, `room-presenter-${viewport.width}-${colorScheme}.png`) });
+      assert.deepEqual(await axe(page), []);
+      await context.close();
+    }
+  }
+
+  // A question of ordinary length gets at least 5% of the screen's height.
+  const other = await createEvent('Projector, short question');
+  await askApi(other, 'Will there be coffee?');
+  const { context, page } = await open(`${base}/event/${other.id}/present`, { viewport: { width: 1280, height: 720 } });
+  await page.locator('#now-text', { hasText: 'coffee' }).waitFor();
+  const m = await measure(page);
+  assert.ok(m.now >= 0.05, JSON.stringify(m));
+  // The join link can be hidden, and shown again.
+  await page.getByRole('button', { name: 'Hide the join link' }).click();
+  assert.equal(await page.locator('#join').isHidden(), true);
+  await page.getByRole('button', { name: 'Show the join link' }).click();
+  assert.equal(await page.locator('#join').isVisible(), true);
+  // It follows the ranking live.
+  const second = await askApi(other, 'Can we start earlier?');
+  for (const voter of ['one', 'two']) {
+    const r = await fetch(`${base}/api/events/${other.id}/questions/${second}/vote`, {
+      method: 'PUT', headers: { 'Content-Type': 'application/json', 'X-Voter': `presenter-voter-${voter}` }, body: JSON.stringify({ up: true }),
+    });
+    assert.equal(r.status, 202);
+  }
+  await page.locator('#now-text', { hasText: 'start earlier' }).waitFor({ timeout: 5000 });
+  await context.close();
+});

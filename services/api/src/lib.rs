@@ -175,6 +175,7 @@ fn site(app: AppState) -> Router {
         .route("/", get(client::home))
         .route("/event/{eid}", get(client::event_page))
         .route("/event/{eid}/host", get(client::event_page))
+        .route("/event/{eid}/present", get(client::present_page))
         .route("/assets/{build}/{name}", get(client::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -36,12 +36,14 @@ const ASSETS: &[Asset] = &[
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("home.js", "text/javascript; charset=utf-8"),
     asset!("event.js", "text/javascript; charset=utf-8"),
+    asset!("present.js", "text/javascript; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];
 
 const INDEX_HTML: &str = include_str!("../../../../client/index.html");
 const EVENT_HTML: &str = include_str!("../../../../client/event.html");
 const NOT_FOUND_HTML: &str = include_str!("../../../../client/not-found.html");
+const PRESENT_HTML: &str = include_str!("../../../../client/present.html");
 
 /// The Content-Security-Policy of every page: scripts, styles and
 /// connections only from this origin, no inline script, no framing.
@@ -56,6 +58,7 @@ struct Build {
     index: String,
     event: String,
     not_found: String,
+    present: String,
 }
 
 static BUILD: LazyLock<Build> = LazyLock::new(|| {
@@ -70,6 +73,7 @@ static BUILD: LazyLock<Build> = LazyLock::new(|| {
         index: INDEX_HTML.replace("/assets/", &prefix),
         event: EVENT_HTML.replace("/assets/", &prefix),
         not_found: NOT_FOUND_HTML.replace("/assets/", &prefix),
+        present: PRESENT_HTML.replace("/assets/", &prefix),
         id,
     }
 });
@@ -102,6 +106,18 @@ pub async fn event_page(
         return Ok(page);
     }
     Ok(html(&BUILD.event))
+}
+
+/// The presenter screen: its own page, so a second screen can show it while
+/// the host moderates in another tab.
+pub async fn present_page(
+    params: Result<Path<Vec<(String, String)>>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let page = event_page(params).await?;
+    if page.status() != StatusCode::OK {
+        return Ok(page);
+    }
+    Ok(html(&BUILD.present))
 }
 
 pub async fn asset(

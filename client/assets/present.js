@@ -1,0 +1,102 @@
+// The presenter screen (/event/{id}/present): the question to answer now
+// (the top of the guest view's ranking), the next few, and how to join, in
+// type sized for a projector. It reads the public guest view, so it needs
+// no host secret: a second screen can show it while the host moderates.
+import { el, regionBase, regionOf, request, votesLabel } from './api.js';
+
+const $ = (id) => document.getElementById(id);
+const region = regionOf(location.pathname);
+const eventId = location.pathname.slice(regionBase(region).length).split('/')[2];
+const api = `${regionBase(region)}/api/events/${eventId}`;
+const guestUrl = `${location.origin}${regionBase(region)}/event/${eventId}`;
+
+/** How often the screen reads the view: as often as guests do. */
+const POLL_MS = 1000;
+/** The question's type, as fractions of the screen's height: the largest
+ * it may be, and the smallest it is allowed to shrink to before it is cut. */
+const NOW_MAX = 0.09;
+const NOW_MIN = 0.03;
+
+const state = { view: null, etag: null, failures: 0 };
+
+$('join-link').textContent = guestUrl.replace(/^https?:\/\//, '');
+$('join-qr').src = `${regionBase(region)}/api/qr?text=${encodeURIComponent(guestUrl)}`;
+
+// The join link and QR show at all times unless the host hides them.
+function toggleJoin() {
+  const join = $('join');
+  join.hidden = !join.hidden;
+  $('toggle-join').textContent = join.hidden ? 'Show the join link' : 'Hide the join link';
+  fit();
+}
+$('toggle-join').addEventListener('click', toggleJoin);
+
+async function poll() {
+  try {
+    const answer = await request('GET', `${api}/questions`, { etag: state.etag });
+    if (!answer.notModified) {
+      state.view = answer.json;
+      state.etag = answer.etag;
+      render();
+    }
+    state.failures = 0;
+    $('status').textContent = '';
+    setTimeout(poll, POLL_MS);
+  } catch (error) {
+    if (error.status === 404 || error.status === 400) {
+      $('title').textContent = 'No such event';
+      $('now-text').textContent = 'This event does not exist or has expired.';
+      return;
+    }
+    state.failures += 1;
+    $('status').textContent = 'Reconnecting…';
+    setTimeout(poll, Math.min(10000, 1000 * 2 ** state.failures));
+  }
+}
+
+function render() {
+  const view = state.view;
+  const title = view.event.title || 'openfloor';
+  $('title').textContent = title;
+  document.title = `${title} · presenter · openfloor`;
+  const [now, ...next] = view.questions;
+  $('now-text').textContent = now ? now.text : 'No questions yet. Ask the first one!';
+  $('now-meta').textContent = now ? `${votesLabel(now.votes)}${now.author ? ` · ${now.author}` : ''}` : '';
+  $('next-list').replaceChildren(...(next.length
+    ? next.slice(0, 3).map((q) => el('li', { dir: 'auto' }, q.text))
+    : [el('li', {}, 'Nothing else yet.')]));
+  fit();
+}
+
+/**
+ * Sizes the question's type to fill its part of the screen without
+ * overflowing it: the largest size that fits, found by halving; below the
+ * smallest allowed size, the text is cut with an ellipsis rather than run
+ * off the screen (nobody scrolls a projector).
+ */
+function fit() {
+  const box = $('now');
+  const text = $('now-text');
+  const height = innerHeight;
+  const fits = () => box.scrollHeight <= box.clientHeight;
+  text.classList.remove('cut');
+  let low = NOW_MIN * height;
+  let high = NOW_MAX * height;
+  text.style.fontSize = `${low}px`;
+  if (!fits()) {
+    const room = box.clientHeight - $('now-meta').offsetHeight;
+    text.style.setProperty('-webkit-line-clamp', String(Math.max(1, Math.floor(room / (low * 1.2)))));
+    text.classList.add('cut');
+    return;
+  }
+  while (high - low > 1) {
+    const mid = (low + high) / 2;
+    text.style.fontSize = `${mid}px`;
+    if (fits()) low = mid;
+    else high = mid;
+  }
+  text.style.fontSize = `${low}px`;
+}
+addEventListener('resize', fit);
+
+poll();
