@@ -66,6 +66,16 @@ const state = {
   inflight: new Map(),
   /** The title last remembered among this browser's events (host only). */
   remembered: null,
+  /** The open questions' order: 'popular' (the ranking) or 'recent'. */
+  order: stored.get('openfloor:order', 'popular') === 'recent' ? 'recent' : 'popular',
+  /** Whether the reader paused the lists' updates (WCAG 2.2.2), and how
+   * many questions arrived since. */
+  paused: false,
+  unseen: 0,
+  /** The questions the lists show, by id: new ones are announced. */
+  listed: null,
+  /** This browser's own questions (marked "yours"). */
+  mine: new Set(stored.get(`openfloor:mine:${eventId}`, [])),
   /** Long questions this reader opened with "more". */
   expanded: new Set(),
   /** The question the host is editing: {id, text, form} (form: once built). */
@@ -275,16 +285,65 @@ function render() {
   const stillPending = state.pending.filter((p) => !shown.has(p.id));
   if (stillPending.length !== state.pending.length) savePending(stillPending);
 
+  announceNew(view);
+  // Paused: the lists stay as they are (the reader's own actions still
+  // show in them) until resumed.
+  if (state.paused) return;
   // A large event's guest view lists the top of the ranking only: an own
   // question sent but not listed is below it, not lost.
   const more = view.more ?? { questions: 0, answered: 0 };
   const status = (p) => (p.status === 'sent' && more.questions > 0 ? 'below' : p.status);
   const pendingItems = state.pending.map((p) => ({ id: p.id, text: p.text, author: p.author || null, votes: 0, pending: status(p) }));
-  animateInto($('questions'), [...pendingItems, ...view.questions], false);
+  const ordered = state.order === 'recent'
+    ? [...view.questions].sort((a, b) => b.asked_at - a.asked_at || (a.id < b.id ? 1 : -1))
+    : view.questions;
+  animateInto($('questions'), [...pendingItems, ...ordered], false);
   animateInto($('answered'), view.answered, true);
   showLeftOut($('more-questions'), view.questions.length, more.questions, 'open questions');
   showLeftOut($('more-answered'), view.answered.length, more.answered, 'answered questions');
 }
+
+/**
+ * Says "2 new questions" in one polite live region (not the list itself,
+ * which would be read out whole), for questions others asked since the
+ * last view; the first view announces nothing.
+ */
+function announceNew(view) {
+  const ids = [...view.questions, ...view.answered].map((q) => q.id);
+  if (state.listed) {
+    const fresh = ids.filter((id) => !state.listed.has(id) && !state.mine.has(id)).length;
+    if (fresh) $('announce').textContent = `${fresh} new ${fresh === 1 ? 'question' : 'questions'}`;
+    if (fresh && state.paused) {
+      state.unseen += fresh;
+      $('paused-note').textContent = `Updates paused: ${state.unseen} new since. Resume to see them.`;
+    }
+  }
+  state.listed = new Set(ids);
+}
+
+// The open questions' order, kept for this browser.
+function setOrder(order) {
+  state.order = order;
+  stored.set('openfloor:order', order);
+  $('order-popular').setAttribute('aria-pressed', String(order === 'popular'));
+  $('order-recent').setAttribute('aria-pressed', String(order === 'recent'));
+  render();
+}
+$('order-popular').addEventListener('click', () => setOrder('popular'));
+$('order-recent').addEventListener('click', () => setOrder('recent'));
+setOrder(state.order);
+
+// Pausing keeps the lists still for reading (and for assistive
+// technology); resuming shows everything that changed meanwhile.
+$('pause').addEventListener('click', () => {
+  state.paused = !state.paused;
+  state.unseen = 0;
+  $('pause').setAttribute('aria-pressed', String(state.paused));
+  $('pause').textContent = state.paused ? 'Resume updates' : 'Pause updates';
+  $('paused-note').hidden = !state.paused;
+  $('paused-note').textContent = 'Updates paused. Resume to see the latest.';
+  render();
+});
 
 /** Says how many of a list's questions the view leaves out, if any. */
 function showLeftOut(note, shown, leftOut, what) {
@@ -337,6 +396,7 @@ function item(q, answered) {
   const meta = [
     q.author ? el('span', {}, '— ', el('span', { class: 'author', dir: 'auto' }, q.author)) : '— anonymous',
     q.pending ? el('span', { class: 'badge' }, pendingBadge(q.pending)) : null,
+    !q.pending && state.mine.has(q.id) ? el('span', { class: 'tag' }, 'yours') : null,
     q.hidden ? el('span', { class: 'badge' }, 'hidden from guests') : null,
   ];
   const vote = q.pending || answered
@@ -464,9 +524,14 @@ $('ask').addEventListener('submit', (event) => {
   // The id is minted here, so a retry (even after a reload) never duplicates.
   const question = { id: ulid(), text, author: $('ask-author').value.trim(), status: 'sending' };
   savePending([...state.pending, question]);
+  state.mine.add(question.id);
+  stored.set(`openfloor:mine:${eventId}`, [...state.mine]);
   askText.value = '';
   saveDraft();
   updateCount();
+  // The Ask button is disabled now the box is empty: keep the focus in the
+  // form, ready for the next question, rather than lose it to the page.
+  askText.focus();
   render();
   send(question);
 });
@@ -481,6 +546,7 @@ async function send(question) {
     followRegion(answer.url);
     status.textContent = 'Sent. It appears in the list in a moment.';
     setPendingStatus(question.id, 'sent');
+    voteForOwn(question.id);
     schedule(50);
   } catch (error) {
     status.classList.add('error');
@@ -492,6 +558,26 @@ async function send(question) {
       savePending(state.pending.filter((p) => p.id !== question.id));
       render();
     }
+  }
+}
+
+/**
+ * The asker votes for their own question, as in wewerewondering: it starts
+ * at one vote, theirs, which they can take back like any vote. Once: a
+ * resend of the same question does not vote again.
+ */
+async function voteForOwn(qid) {
+  if (state.votes.has(qid)) return;
+  state.votes.add(qid);
+  stored.set(votesKey, [...state.votes]);
+  try {
+    await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up: true } }));
+    schedule(50);
+  } catch {
+    // Not counted: the button shows it not pressed, to tap like any other.
+    state.votes.delete(qid);
+    stored.set(votesKey, [...state.votes]);
+    render();
   }
 }
 

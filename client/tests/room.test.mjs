@@ -512,3 +512,87 @@ test('finding 4: the presenter screen fits a projector, shows how to join, and f
   await page.locator('#now-text', { hasText: 'start earlier' }).waitFor({ timeout: 5000 });
   await context.close();
 });
+
+test('finding 6: Popular and Recent orders, own questions marked, and the asker\'s own vote counted', async () => {
+  const event = await createEvent('Orders');
+  const first = await askApi(event, 'Oldest, most voted');
+  await askApi(event, 'Middle one');
+  await askApi(event, 'Newest of the three');
+  const r = await fetch(`${base}/api/events/${event.id}/questions/${first}/vote`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ up: true }),
+  });
+  assert.equal(r.status, 202);
+  const guest = await open(event.guest, PHONE);
+  const texts = () => guest.page.locator('#questions li .text').allTextContents();
+  await item(guest.page, 'questions', 'Oldest').locator('.vote', { hasText: '1' }).waitFor();
+  assert.deepEqual(await texts(), ['Oldest, most voted', 'Middle one', 'Newest of the three']);
+  await guest.page.getByRole('button', { name: 'Recent' }).click();
+  assert.deepEqual(await texts(), ['Newest of the three', 'Middle one', 'Oldest, most voted']);
+  assert.equal(await guest.page.getByRole('button', { name: 'Recent' }).getAttribute('aria-pressed'), 'true');
+  await guest.page.reload();
+  await item(guest.page, 'questions', 'Oldest').waitFor();
+  assert.deepEqual((await texts())[0], 'Newest of the three', 'the order is kept');
+  await guest.page.getByRole('button', { name: 'Popular' }).click();
+
+  // Asking: the question is marked as this browser's, and starts at one
+  // vote, the asker's, which they can take back.
+  await guest.page.getByLabel('Your question').fill('Mine, counted?');
+  await guest.page.getByRole('button', { name: 'Ask' }).click();
+  const mine = item(guest.page, 'questions', 'Mine, counted?');
+  await mine.locator('.vote[aria-pressed=true]', { hasText: '1' }).waitFor({ timeout: 5000 });
+  assert.equal(await mine.locator('.tag').textContent(), 'yours');
+  await mine.getByRole('button', { name: /Upvote/ }).click();
+  await mine.locator('.vote[aria-pressed=false]', { hasText: '0' }).waitFor({ timeout: 5000 });
+  // Another guest sees it unmarked.
+  const other = await open(event.guest, PHONE);
+  await item(other.page, 'questions', 'Mine, counted?').waitFor();
+  assert.equal(await item(other.page, 'questions', 'Mine, counted?').locator('.tag').count(), 0);
+  await other.context.close();
+  await guest.context.close();
+});
+
+test('finding 8: new questions are announced once, updates can be paused, focus stays after asking, 200% text keeps questions wide', async () => {
+  const event = await createEvent('Announcements');
+  await askApi(event, 'Already here');
+  const guest = await open(event.guest, PHONE);
+  await item(guest.page, 'questions', 'Already here').waitFor();
+  assert.equal(await guest.page.locator('#freshness').getAttribute('aria-live'), null, 'the clock line is not read out');
+  assert.equal(await guest.page.locator('#announce').textContent(), '', 'the first view announces nothing');
+  await askApi(event, 'Arrived later');
+  await guest.page.locator('#announce', { hasText: '1 new question' }).waitFor({ timeout: 5000 });
+
+  // Paused: the list stays still, and says what arrived meanwhile.
+  await guest.page.getByRole('button', { name: 'Pause updates' }).click();
+  await askApi(event, 'Arrived while paused');
+  await guest.page.locator('#paused-note', { hasText: '1 new since' }).waitFor({ timeout: 5000 });
+  assert.equal(await item(guest.page, 'questions', 'while paused').count(), 0);
+  await guest.page.getByRole('button', { name: 'Resume updates' }).click();
+  await item(guest.page, 'questions', 'while paused').waitFor({ timeout: 3000 });
+  assert.equal(await guest.page.locator('#paused-note').isHidden(), true);
+
+  // Asking by keyboard keeps the focus in the form.
+  await guest.page.getByLabel('Your question').fill('Asked by keyboard');
+  await guest.page.getByRole('button', { name: 'Ask' }).focus();
+  await guest.page.keyboard.press('Enter');
+  await item(guest.page, 'questions', 'Asked by keyboard').waitFor();
+  assert.equal(await guest.page.evaluate(() => document.activeElement.id), 'ask-text');
+
+  // 200% text on a phone: the vote box goes above, the text keeps the width.
+  const cdp = await guest.context.newCDPSession(guest.page);
+  await cdp.send('Page.setFontSizes', { fontSizes: { standard: 32, fixed: 26 } });
+  await guest.page.reload();
+  const card = item(guest.page, 'questions', 'Already here');
+  await card.waitFor();
+  const inner = await card.evaluate((li) => {
+    const style = getComputedStyle(li);
+    return li.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  });
+  const [voteBox, textBox] = [await card.locator('.vote').boundingBox(), await card.locator('.body').boundingBox()];
+  assert.ok(textBox.width >= inner - 1, `text ${textBox.width}px of ${inner}px`);
+  assert.ok(textBox.y >= voteBox.y + voteBox.height - 1, 'the vote box is above the text');
+  await card.scrollIntoViewIfNeeded();
+  await guest.page.screenshot({ path: join(artifacts, 'room-guest-200-percent.png') });
+  const overflow = await guest.page.evaluate(() => document.scrollingElement.scrollWidth - innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+  await guest.context.close();
+});
