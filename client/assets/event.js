@@ -66,6 +66,8 @@ const state = {
   inflight: new Map(),
   /** The title last remembered among this browser's events (host only). */
   remembered: null,
+  /** Whether the host unfolded their own ask form. */
+  hostAsking: false,
   /** The open questions' order: 'popular' (the ranking) or 'recent'. */
   order: stored.get('openfloor:order', 'popular') === 'recent' ? 'recent' : 'popular',
   /** Whether the reader paused the lists' updates (WCAG 2.2.2), and how
@@ -90,6 +92,12 @@ const state = {
 $('role').textContent = isHost ? '· host view' : '';
 if (isHost) $('host-tools').hidden = false;
 if (isHost) share();
+$('host-ask').addEventListener('click', () => {
+  state.hostAsking = !state.hostAsking;
+  $('host-ask').setAttribute('aria-expanded', String(state.hostAsking));
+  render();
+  if (state.hostAsking) askText.focus();
+});
 
 /**
  * The host's way to invite the audience: the guest link, a copy button and
@@ -273,7 +281,10 @@ function render() {
     myEvents.remember({ id: eventId, title: view.event.title, guest, host: location.href });
   }
   const open = view.event.open;
-  $('ask').hidden = !open;
+  // The host's own ask form stays folded away until they want it: the page
+  // is for moderating.
+  $('ask').hidden = !open || (isHost && !state.hostAsking);
+  if (isHost) $('host-ask').hidden = !open;
   $('closed-note').hidden = open;
   if (isHost) {
     $('open-state').textContent = open ? 'Open to new questions' : 'Closed to new questions';

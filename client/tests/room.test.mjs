@@ -349,6 +349,11 @@ test('finding 3: creating goes to the host page, and the home page keeps the hos
   await page.locator('#title', { hasText: 'Remembered town hall' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'room-host-just-created.png'), fullPage: true });
   assert.deepEqual(await axe(page), []);
+  // The host's own ask form is folded away until asked for.
+  assert.equal(await page.locator('#ask').isHidden(), true);
+  await page.getByRole('button', { name: 'Ask a question yourself' }).click();
+  assert.equal(await page.locator('#ask').isVisible(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'ask-text');
   // Reopened later, the share card starts closed.
   await page.reload();
   await page.locator('#title', { hasText: 'Remembered town hall' }).waitFor();
