@@ -177,7 +177,8 @@ export const stored = {
  */
 export const myEvents = {
   key: 'openfloor:my-events',
-  kept: 20,
+  /** The most recently opened are kept; the home page says when one went. */
+  kept: 100,
   list() {
     const events = stored.get(myEvents.key, []);
     return Array.isArray(events) ? events.filter((e) => e && e.id && e.host) : [];

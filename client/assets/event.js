@@ -70,10 +70,16 @@ const state = {
   hostAsking: false,
   /** The open questions' order: 'popular' (the ranking) or 'recent'. */
   order: stored.get('openfloor:order', 'popular') === 'recent' ? 'recent' : 'popular',
-  /** Whether the reader paused the lists' updates (WCAG 2.2.2), and how
-   * many questions arrived since. */
+  /** Whether the reader paused the lists' updates (WCAG 2.2.2), the view
+   * the lists keep showing meanwhile, and how many questions arrived since. */
   paused: false,
+  frozen: null,
   unseen: 0,
+  /** Per question, how many times this browser changed its vote: a late
+   * failure of an earlier change never undoes a later one. */
+  voteChanges: new Map(),
+  /** Per question, the last vote change sent (they go one after another). */
+  voteQueue: new Map(),
   /** The questions the lists show, by id: new ones are announced. */
   listed: null,
   /** This browser's own questions (marked "yours"). */
@@ -198,6 +204,7 @@ function stop(message) {
   $('title').textContent = 'Not available';
   $('ask').hidden = true;
   $('host-tools').hidden = true;
+  $('share').hidden = true;
   $('closed-note').hidden = true;
   problem(message);
 }
@@ -297,9 +304,15 @@ function render() {
   if (stillPending.length !== state.pending.length) savePending(stillPending);
 
   announceNew(view);
-  // Paused: the lists stay as they are (the reader's own actions still
-  // show in them) until resumed.
-  if (state.paused) return;
+  // Paused: the lists show the view they showed when paused, until
+  // resumed; the reader's own actions (asking, ordering, editing) still
+  // show in them.
+  const listed = state.paused ? (state.frozen ??= view) : view;
+  renderLists(listed);
+}
+
+/** Fills the two lists from `view`, with this browser's pending questions. */
+function renderLists(view) {
   // A large event's guest view lists the top of the ranking only: an own
   // question sent but not listed is below it, not lost.
   const more = view.more ?? { questions: 0, answered: 0 };
@@ -310,7 +323,8 @@ function render() {
     : view.questions;
   animateInto($('questions'), [...pendingItems, ...ordered], false);
   animateInto($('answered'), view.answered, true);
-  showLeftOut($('more-questions'), view.questions.length, more.questions, 'open questions');
+  showLeftOut($('more-questions'), view.questions.length, more.questions,
+    state.order === 'recent' ? 'open questions (Recent orders those)' : 'open questions');
   showLeftOut($('more-answered'), view.answered.length, more.answered, 'answered questions');
 }
 
@@ -321,15 +335,21 @@ function render() {
  */
 function announceNew(view) {
   const ids = [...view.questions, ...view.answered].map((q) => q.id);
-  if (state.listed) {
-    const fresh = ids.filter((id) => !state.listed.has(id) && !state.mine.has(id)).length;
-    if (fresh) $('announce').textContent = `${fresh} new ${fresh === 1 ? 'question' : 'questions'}`;
-    if (fresh && state.paused) {
-      state.unseen += fresh;
-      $('paused-note').textContent = `Updates paused: ${state.unseen} new since. Resume to see them.`;
-    }
+  // Every id seen on this page, not only in the last view: a question that
+  // comes back into a large event's top 250, or is unhidden, is not new.
+  const first = !state.listed;
+  state.listed ??= new Set();
+  const fresh = ids.filter((id) => !state.listed.has(id) && !state.mine.has(id)).length;
+  for (const id of ids) state.listed.add(id);
+  if (first || !fresh) return;
+  // Emptied first, so that the same words said twice are read twice.
+  const region = $('announce');
+  region.textContent = '';
+  setTimeout(() => { region.textContent = `${fresh} new ${fresh === 1 ? 'question' : 'questions'}`; }, 50);
+  if (state.paused) {
+    state.unseen += fresh;
+    $('paused-note').textContent = `Updates paused: ${state.unseen} new since. Resume to see them.`;
   }
-  state.listed = new Set(ids);
 }
 
 // The open questions' order, kept for this browser.
@@ -349,7 +369,8 @@ setOrder(state.order);
 $('pause').addEventListener('click', () => {
   state.paused = !state.paused;
   state.unseen = 0;
-  $('pause').setAttribute('aria-pressed', String(state.paused));
+  state.frozen = null;
+  // Its name says what it does next (no aria-pressed: the name changes).
   $('pause').textContent = state.paused ? 'Resume updates' : 'Pause updates';
   $('paused-note').hidden = !state.paused;
   $('paused-note').textContent = 'Updates paused. Resume to see the latest.';
@@ -517,6 +538,10 @@ const draft = stored.get(draftKey, {});
 if (typeof draft.text === 'string' && !askText.value) askText.value = draft.text;
 if (typeof draft.author === 'string' && !$('ask-author').value) $('ask-author').value = draft.author;
 function saveDraft() {
+  if (!askText.value && !$('ask-author').value) {
+    try { localStorage.removeItem(draftKey); } catch { /* private mode */ }
+    return;
+  }
   stored.set(draftKey, { text: askText.value, author: $('ask-author').value });
 }
 askText.addEventListener('input', saveDraft);
@@ -567,6 +592,8 @@ async function send(question) {
     } else {
       status.textContent = `Your question was not accepted: ${error.message}`;
       savePending(state.pending.filter((p) => p.id !== question.id));
+      state.mine.delete(question.id);
+      stored.set(`openfloor:mine:${eventId}`, [...state.mine]);
       render();
     }
   }
@@ -579,17 +606,42 @@ async function send(question) {
  */
 async function voteForOwn(qid) {
   if (state.votes.has(qid)) return;
-  state.votes.add(qid);
-  stored.set(votesKey, [...state.votes]);
+  const change = changeVote(qid, true);
   try {
-    await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up: true } }));
+    await sendVote(qid, true);
     schedule(50);
   } catch {
-    // Not counted: the button shows it not pressed, to tap like any other.
-    state.votes.delete(qid);
-    stored.set(votesKey, [...state.votes]);
-    render();
+    // Not counted: the button shows it not pressed, to tap like any other
+    // (unless the asker changed it since: theirs is the last word).
+    if (state.voteChanges.get(qid) === change) {
+      changeVote(qid, false);
+      render();
+    }
   }
+}
+
+/** Records this browser's vote on `qid` as `up`; returns the change's number. */
+function changeVote(qid, up) {
+  if (up) state.votes.add(qid); else state.votes.delete(qid);
+  stored.set(votesKey, [...state.votes]);
+  const change = (state.voteChanges.get(qid) || 0) + 1;
+  state.voteChanges.set(qid, change);
+  return change;
+}
+
+/**
+ * Sends a vote change on `qid` after the ones before it on the same
+ * question have settled: changes reach the server in the order they were
+ * made, so an automatic vote and a withdrawal cannot cross.
+ */
+function sendVote(qid, up, onRetry) {
+  const before = state.voteQueue.get(qid) ?? Promise.resolve();
+  const sent = before.catch(() => {}).then(() => withRetry(
+    () => request('PUT', `${api}/questions/${qid}/vote`, { body: { up } }),
+    { onRetry },
+  ));
+  state.voteQueue.set(qid, sent);
+  return sent;
 }
 
 function setPendingStatus(id, status) {
@@ -607,25 +659,20 @@ function resend(id) {
 
 async function toggleVote(qid) {
   const up = !state.votes.has(qid);
-  const apply = (on) => {
-    if (on) state.votes.add(qid); else state.votes.delete(qid);
-    stored.set(votesKey, [...state.votes]);
-  };
-  apply(up);
+  const change = changeVote(qid, up);
   state.inflight.set(qid, (state.inflight.get(qid) || 0) + (up ? 1 : -1));
   paintVote(qid);
   render();
   try {
-    const answer = await withRetry(() => request('PUT', `${api}/questions/${qid}/vote`, { body: { up } }), {
-      onRetry: (error) => voteNote(`${failureSentence(error)}. Your vote is sent again by itself.`),
-    });
+    const answer = await sendVote(qid, up, (error) => voteNote(`${failureSentence(error)}. Your vote is sent again by itself.`));
     followRegion(answer.url);
     voteNote(null);
     schedule(50);
   } catch (error) {
-    apply(!up);
     state.inflight.delete(qid);
     voteNote(`Your vote was not counted: ${failureText(error)}.`);
+    // Undone, unless the voter changed it again since.
+    if (state.voteChanges.get(qid) === change) changeVote(qid, !up);
     paintVote(qid);
     render();
   }
@@ -719,6 +766,6 @@ if (isHost && !secret) {
   stop('This host link is incomplete: it must end with #followed-by-the-secret.');
 } else {
   // Questions asked before a reload or while offline: send them again (same id).
-  for (const p of state.pending) if (p.status !== 'sent') send(p);
+  for (const p of state.pending) if (p.status !== 'sent') resend(p.id);
   poll();
 }

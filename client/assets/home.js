@@ -49,16 +49,23 @@ function listMyEvents() {
     const forget = el('button', { type: 'button', class: 'secondary', 'aria-label': `Forget ${title}` }, 'Forget');
     // Forgetting drops the only key this browser holds: a second tap, within
     // a few seconds, confirms it.
+    // Its name always contains what it shows (WCAG 2.5.3).
+    const show = (armed) => {
+      forget.textContent = armed ? 'Tap again to forget' : 'Forget';
+      forget.setAttribute('aria-label', armed ? `Tap again to forget ${title}` : `Forget ${title}`);
+    };
     forget.addEventListener('click', () => {
       if (forget.dataset.armed) {
         myEvents.forget(e.id);
         listMyEvents();
-        document.getElementById('my-events-heading').focus();
+        // The list may be gone: then on to creating one.
+        const next = myEvents.list().length ? 'my-events-heading' : 'title';
+        document.getElementById(next).focus();
         return;
       }
       forget.dataset.armed = '1';
-      forget.textContent = 'Tap again to forget';
-      setTimeout(() => { delete forget.dataset.armed; forget.textContent = 'Forget'; }, 4000);
+      show(true);
+      setTimeout(() => { delete forget.dataset.armed; show(false); }, 4000);
     });
     return el('li', { class: 'card' },
       el('p', { class: 'title', dir: 'auto' }, title),
@@ -69,6 +76,14 @@ function listMyEvents() {
   }));
 }
 listMyEvents();
+// Back from the host page (the back/forward cache restores this page as it
+// was left): ready to create again, with the new event listed.
+addEventListener('pageshow', (e) => {
+  if (!e.persisted) return;
+  button.disabled = false;
+  status.textContent = '';
+  listMyEvents();
+});
 
 // A deployment of several regions lets the host choose where the event runs
 // (by default the one nearest them). One region: nothing to choose.

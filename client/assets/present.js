@@ -68,6 +68,9 @@ function render() {
   fit();
 }
 
+/** What the last fit was for: the same text on the same screen fits the same. */
+let fitted = '';
+
 /**
  * Sizes the question's type to fill its part of the screen without
  * overflowing it: the largest size that fits, found by halving; below the
@@ -77,6 +80,9 @@ function render() {
 function fit() {
   const box = $('now');
   const text = $('now-text');
+  const key = `${text.textContent}\n${$('now-meta').textContent}\n${innerWidth}x${innerHeight}\n${$('join').hidden}`;
+  if (key === fitted) return;
+  fitted = key;
   const height = innerHeight;
   const fits = () => box.scrollHeight <= box.clientHeight;
   text.classList.remove('cut');
@@ -84,9 +90,15 @@ function fit() {
   let high = NOW_MAX * height;
   text.style.fontSize = `${low}px`;
   if (!fits()) {
-    const room = box.clientHeight - $('now-meta').offsetHeight;
-    text.style.setProperty('-webkit-line-clamp', String(Math.max(1, Math.floor(room / (low * 1.2)))));
+    // As many lines as the box holds at the smallest size, then fewer
+    // while it still overflows (the votes line and its margin count too).
     text.classList.add('cut');
+    let lines = Math.max(1, Math.floor(box.clientHeight / (low * 1.2)));
+    text.style.setProperty('-webkit-line-clamp', String(lines));
+    while (!fits() && lines > 1) {
+      lines -= 1;
+      text.style.setProperty('-webkit-line-clamp', String(lines));
+    }
     return;
   }
   while (high - low > 1) {
@@ -97,6 +109,11 @@ function fit() {
   }
   text.style.fontSize = `${low}px`;
 }
-addEventListener('resize', fit);
+// Once per frame at most while a window is being resized.
+let resizing = 0;
+addEventListener('resize', () => {
+  cancelAnimationFrame(resizing);
+  resizing = requestAnimationFrame(fit);
+});
 
 poll();
