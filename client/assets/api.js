@@ -193,6 +193,28 @@ export const myEvents = {
   },
 };
 
+/** What this browser keeps per event, by key prefix (`PREFIX:{event id}`). */
+const PER_EVENT_KEYS = ['openfloor:votes', 'openfloor:pending', 'openfloor:mine', 'openfloor:draft'];
+/** Events whose keys are kept: the most recently opened. */
+const EVENTS_KEPT = 50;
+
+/**
+ * Notes that `event` was opened now, and drops what this browser keeps
+ * for the events opened longest ago beyond the last EVENTS_KEPT, so
+ * local storage does not grow with every event ever joined. (A pending
+ * question of such an event is dropped too: by then its event is long over.)
+ */
+export function touchEvent(event) {
+  const opened = stored.get('openfloor:opened', []);
+  const recent = [event, ...(Array.isArray(opened) ? opened : []).filter((id) => id !== event)];
+  for (const old of recent.slice(EVENTS_KEPT)) {
+    for (const prefix of PER_EVENT_KEYS) {
+      try { localStorage.removeItem(`${prefix}:${old}`); } catch { /* private mode */ }
+    }
+  }
+  stored.set('openfloor:opened', recent.slice(0, EVENTS_KEPT));
+}
+
 /** "vote" or "votes", as `n` needs. */
 export function voteWord(n) {
   return n === 1 ? 'vote' : 'votes';

@@ -2,8 +2,8 @@
 // each also under a region's path (/r/{region}/event/{id}…), as the share
 // links of a deployment of several regions are.
 import {
-  ApiError, ago, agoPrecisely, el, failureSentence, failureText, myEvents, regionBase, regionOf, request, retryable, stored, ulid, voteWord,
-  votesLabel, withRetry,
+  ApiError, ago, agoPrecisely, el, failureSentence, failureText, myEvents, regionBase, regionOf, request, retryable, stored, touchEvent,
+  ulid, voteWord, votesLabel, withRetry,
 } from './api.js';
 
 let region = regionOf(location.pathname);
@@ -46,6 +46,7 @@ const HOLD_MS = 1500;
 const $ = (id) => document.getElementById(id);
 const pendingKey = `openfloor:pending:${eventId}`;
 const votesKey = `openfloor:votes:${eventId}`;
+touchEvent(eventId);
 
 const state = {
   view: null,

@@ -10,8 +10,10 @@ const eventId = location.pathname.slice(regionBase(region).length).split('/')[2]
 const api = `${regionBase(region)}/api/events/${eventId}`;
 const guestUrl = `${location.origin}${regionBase(region)}/event/${eventId}`;
 
-/** How often the screen reads the view: as often as guests do. */
+/** How often the screen reads the view: as often as guests do (and, as
+ * for them, rarely while its tab is hidden). */
 const POLL_MS = 1000;
+const POLL_HIDDEN_MS = 15000;
 /** The question's type, as fractions of the screen's height: the largest
  * it may be, and the smallest it is allowed to shrink to before it is cut. */
 const NOW_MAX = 0.09;
@@ -41,7 +43,7 @@ async function poll() {
     }
     state.failures = 0;
     $('status').textContent = '';
-    setTimeout(poll, POLL_MS);
+    schedule(document.hidden ? POLL_HIDDEN_MS : POLL_MS);
   } catch (error) {
     if (error.status === 404 || error.status === 400) {
       $('title').textContent = 'No such event';
@@ -50,9 +52,17 @@ async function poll() {
     }
     state.failures += 1;
     $('status').textContent = 'Reconnecting…';
-    setTimeout(poll, Math.min(10000, 1000 * 2 ** state.failures));
+    schedule(Math.min(10000, 1000 * 2 ** state.failures));
   }
 }
+
+let timer = 0;
+function schedule(ms) {
+  clearTimeout(timer);
+  timer = setTimeout(poll, ms);
+}
+// Shown again: read at once rather than at the end of a hidden tab's wait.
+document.addEventListener('visibilitychange', () => { if (!document.hidden) schedule(0); });
 
 function render() {
   const view = state.view;

@@ -628,3 +628,30 @@ test('finding 8: new questions are announced once, updates can be paused, focus 
   assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
   await guest.context.close();
 });
+
+test('what a browser keeps per event is bounded: the events opened longest ago are forgotten', async () => {
+  const event = await createEvent('Storage');
+  const { context, page } = await open(base, PHONE);
+  // Sixty events opened before, newest first, each with votes and a draft kept.
+  await page.evaluate(() => {
+    const ids = Array.from({ length: 60 }, (_, i) => `OLD${String(i).padStart(23, '0')}`);
+    localStorage.setItem('openfloor:opened', JSON.stringify(ids));
+    for (const id of ids) {
+      localStorage.setItem(`openfloor:votes:${id}`, '["x"]');
+      localStorage.setItem(`openfloor:draft:${id}`, '{"text":"half"}');
+    }
+  });
+  await page.goto(event.guest);
+  await page.locator('#title', { hasText: 'Storage' }).waitFor();
+  const kept = await page.evaluate(() => ({
+    opened: JSON.parse(localStorage.getItem('openfloor:opened')),
+    votes: Object.keys(localStorage).filter((k) => k.startsWith('openfloor:votes:OLD')).sort(),
+    drafts: Object.keys(localStorage).filter((k) => k.startsWith('openfloor:draft:OLD')).length,
+  }));
+  assert.equal(kept.opened.length, 50);
+  assert.equal(kept.opened[0], event.id, 'this event first');
+  assert.equal(kept.votes.length, 49);
+  assert.equal(kept.votes.at(-1), `openfloor:votes:OLD${String(48).padStart(23, '0')}`, 'the 49 most recent kept');
+  assert.equal(kept.drafts, 49);
+  await context.close();
+});
