@@ -25,6 +25,25 @@ export function regionBase(region) {
   return region ? `/r/${region}` : '';
 }
 
+/**
+ * The event id and the page after it (`host`, `present`, or none) of an
+ * event page's path, under a region's prefix or not.
+ */
+export function eventPage(path) {
+  const [id, part] = path.slice(regionBase(regionOf(path)).length).split('/').slice(2);
+  return { id, part };
+}
+
+/** An event's guest link as it is shared: absolute, under `region`'s path. */
+export function guestLink(region, eventId) {
+  return `${location.origin}${regionBase(region)}/event/${eventId}`;
+}
+
+/** The address of a QR code of `text`, drawn by `region`'s API. */
+export function qrCode(region, text) {
+  return `${regionBase(region)}/api/qr?text=${encodeURIComponent(text)}`;
+}
+
 /** True for failures worth retrying: the network, 429 and 503. */
 export function retryable(error) {
   return !(error instanceof ApiError) || error.status === 429 || error.status === 503;

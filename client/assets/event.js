@@ -2,12 +2,12 @@
 // each also under a region's path (/r/{region}/event/{id}…), as the share
 // links of a deployment of several regions are.
 import {
-  ApiError, ago, agoPrecisely, el, failureSentence, failureText, myEvents, regionBase, regionOf, request, retryable, stored, touchEvent,
-  ulid, voteWord, votesLabel, withRetry,
+  ApiError, ago, agoPrecisely, el, eventPage, failureSentence, failureText, guestLink, myEvents, qrCode, regionBase,
+  regionOf, request, retryable, stored, touchEvent, ulid, voteWord, votesLabel, withRetry,
 } from './api.js';
 
 let region = regionOf(location.pathname);
-const [eventId, hostPart] = location.pathname.slice(regionBase(region).length).split('/').slice(2);
+const { id: eventId, part: hostPart } = eventPage(location.pathname);
 const isHost = hostPart === 'host';
 // The host secret lives in the fragment: browsers never send it to servers.
 // It is kept in memory and sent only as an Authorization header.
@@ -111,10 +111,10 @@ $('host-ask').addEventListener('click', () => {
  * a QR code, open (and focused) right after the event was created.
  */
 function share() {
-  const guest = `${location.origin}${regionBase(region)}/event/${eventId}`;
+  const guest = guestLink(region, eventId);
   $('guest-link').textContent = guest;
   $('guest-open').href = guest;
-  $('qr').src = `${regionBase(region)}/api/qr?text=${encodeURIComponent(guest)}`;
+  $('qr').src = qrCode(region, guest);
   $('share').hidden = false;
   // The presenter screen reads the public guest view: its link carries no
   // secret, so it can be opened on a shared screen.
@@ -285,8 +285,7 @@ function render() {
   // The secret worked: the home page lists this event's host link from now on.
   if (isHost && state.remembered !== view.event.title) {
     state.remembered = view.event.title;
-    const guest = `${location.origin}${regionBase(region)}/event/${eventId}`;
-    myEvents.remember({ id: eventId, title: view.event.title, guest, host: location.href });
+    myEvents.remember({ id: eventId, title: view.event.title, guest: guestLink(region, eventId), host: location.href });
   }
   const open = view.event.open;
   // The host's own ask form stays folded away until they want it: the page

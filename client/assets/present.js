@@ -2,13 +2,13 @@
 // (the top of the guest view's ranking), the next few, and how to join, in
 // type sized for a projector. It reads the public guest view, so it needs
 // no host secret: a second screen can show it while the host moderates.
-import { el, regionBase, regionOf, request, votesLabel } from './api.js';
+import { el, eventPage, guestLink, qrCode, regionBase, regionOf, request, votesLabel } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const region = regionOf(location.pathname);
-const eventId = location.pathname.slice(regionBase(region).length).split('/')[2];
+const eventId = eventPage(location.pathname).id;
 const api = `${regionBase(region)}/api/events/${eventId}`;
-const guestUrl = `${location.origin}${regionBase(region)}/event/${eventId}`;
+const guestUrl = guestLink(region, eventId);
 
 /** How often the screen reads the view: as often as guests do (and, as
  * for them, rarely while its tab is hidden). */
@@ -22,7 +22,7 @@ const NOW_MIN = 0.03;
 const state = { view: null, etag: null, failures: 0 };
 
 $('join-link').textContent = guestUrl.replace(/^https?:\/\//, '');
-$('join-qr').src = `${regionBase(region)}/api/qr?text=${encodeURIComponent(guestUrl)}`;
+$('join-qr').src = qrCode(region, guestUrl);
 
 // The join link and QR show at all times unless the host hides them.
 function toggleJoin() {
